@@ -1,0 +1,277 @@
+//! Configuration: TOML, `load -> parse -> validate()`, defaults in one place.
+//!
+//! Unknown keys and bad types are errors that name the key and line (serde's
+//! `deny_unknown_fields` with the toml crate's spans).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the configuration came from (for logs and errors).
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Read from this file.
+    File(PathBuf),
+    /// No file found: the embedded default.
+    Embedded,
+}
+
+/// Paths searched when `--config` is not given, in order.
+pub const SEARCH_PATHS: &[&str] = &["./config/xmppd.toml", "/etc/xmppd/xmppd.toml"];
+
+/// The embedded default (used when no file is found).
+pub const EMBEDDED_DEFAULT: &str = r#"
+hosts = ["localhost"]
+data_dir = "./data"
+[[listen]]
+kind = "c2s"
+address = "0.0.0.0:5222"
+"#;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Served domains (RFC 6120 §4.7.2 `to` must name one).
+    pub hosts: Vec<String>,
+    /// Embedded store, generated certificates, admin socket.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Listeners.
+    #[serde(default)]
+    pub listen: Vec<Listen>,
+    /// Certificate and key; when absent a self-signed one is generated.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    /// Authentication policy.
+    #[serde(default)]
+    pub auth: Auth,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Logging.
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// Kinds of listener.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenKind {
+    /// Client-to-server, STARTTLS offered (RFC 6120 §5); a TLS ClientHello
+    /// arriving first is served as direct TLS.
+    C2s,
+    /// Client-to-server over direct TLS (XEP-0368).
+    C2sDirectTls,
+}
+
+/// One `[[listen]]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// What is served.
+    pub kind: ListenKind,
+    /// Socket address, e.g. `0.0.0.0:5222`.
+    pub address: SocketAddr,
+}
+
+/// `[tls]`: PEM files.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Allow SASL on unencrypted streams (RFC 6120 §5.3.1 makes TLS
+    /// mandatory-to-negotiate; only for loopback tests).
+    pub allow_plaintext: bool,
+    /// PBKDF2 iterations for newly stored SCRAM credentials.
+    pub scram_iterations: u32,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth { allow_plaintext: false, scram_iterations: 4096 }
+    }
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest stanza accepted, bytes (`<policy-violation/>` beyond).
+    pub max_stanza_size: usize,
+    /// Deepest element nesting inside a stanza.
+    pub max_depth: usize,
+    /// Most simultaneous client connections.
+    pub max_connections: usize,
+    /// Outbound queue per session, stanzas.
+    pub outbound_queue: usize,
+    /// Seconds a connection may take to authenticate.
+    pub auth_timeout_secs: u64,
+    /// SASL failures allowed on one connection before it is closed.
+    pub max_auth_failures: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_stanza_size: 256 * 1024,
+            max_depth: 64,
+            max_connections: 100_000,
+            outbound_queue: 1024,
+            auth_timeout_secs: 60,
+            max_auth_failures: 3,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// Filter in tracing's EnvFilter syntax (`info`, `xmppd=debug`, ...);
+    /// `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { level: "info".into() }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+/// A configuration error, with the file and the key or line it is about.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    /// The file (or "embedded default").
+    pub origin: String,
+    /// What is wrong, naming the key or line.
+    pub message: String,
+}
+
+impl Config {
+    /// Find and load the configuration: `path` if given, else the first of
+    /// [`SEARCH_PATHS`] that exists, else [`EMBEDDED_DEFAULT`].
+    pub fn load(path: Option<&Path>) -> Result<(Config, Source), ConfigError> {
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => SEARCH_PATHS.iter().map(PathBuf::from).find(|p| p.exists()),
+        };
+        match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p).map_err(|e| ConfigError {
+                    origin: p.display().to_string(),
+                    message: format!("cannot read file: {e}"),
+                })?;
+                let cfg = Config::parse(&text, &p.display().to_string())?;
+                Ok((cfg, Source::File(p)))
+            }
+            None => Ok((Config::parse(EMBEDDED_DEFAULT, "embedded default")?, Source::Embedded)),
+        }
+    }
+
+    /// Parse and validate TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError { origin: origin.to_string(), message };
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| format!("line {}: ", text[..s.start.min(text.len())].lines().count().max(1)))
+                .unwrap_or_default();
+            err(format!("{line}{}", e.message()))
+        })?;
+        cfg.validate().map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// Checks serde cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.hosts.is_empty() {
+            return Err("key `hosts`: at least one host is required".into());
+        }
+        for h in &self.hosts {
+            if crate::jid::Jid::parse(h).map(|j| j.node().is_some() || j.resource().is_some()).unwrap_or(true) {
+                return Err(format!("key `hosts`: `{h}` is not a valid domain name"));
+            }
+        }
+        if self.listen.is_empty() {
+            return Err("key `listen`: at least one [[listen]] table is required".into());
+        }
+        if self.limits.max_stanza_size < 1024 {
+            return Err("key `limits.max_stanza_size`: must be at least 1024".into());
+        }
+        if self.limits.outbound_queue == 0 {
+            return Err("key `limits.outbound_queue`: must be at least 1".into());
+        }
+        if !(1..=1_000_000).contains(&self.auth.scram_iterations) || self.auth.scram_iterations < 4096 {
+            return Err("key `auth.scram_iterations`: must be between 4096 and 1000000".into());
+        }
+        if let Some(tls) = &self.tls {
+            for (key, p) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                std::fs::File::open(p).map_err(|e| format!("key `{key}`: cannot read {}: {e}", p.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `domain` (already normalised) is served here.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(domain))
+    }
+
+    /// The admin socket path.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.data_dir.join("admin.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::parse(EMBEDDED_DEFAULT, "embedded").unwrap();
+        assert_eq!(c.hosts, vec!["localhost"]);
+        assert_eq!(c.listen[0].kind, ListenKind::C2s);
+        assert_eq!(c.listen[0].address.port(), 5222);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = Config::parse("hosts = [\"a\"]\nbogus = 1\n[[listen]]\nkind='c2s'\naddress='127.0.0.1:1'\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_type_names_key() {
+        let e = Config::parse("hosts = \"a\"\n", "t").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("sequence"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_cert_is_an_error() {
+        let e = Config::parse(
+            "hosts=['a']\n[[listen]]\nkind='c2s'\naddress='127.0.0.1:1'\n[tls]\ncert='/nonexistent/c.pem'\nkey='/nonexistent/k.pem'\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("tls.cert"), "{e}");
+    }
+}

@@ -1,0 +1,30 @@
+//! xmppd: an XMPP server daemon.
+//!
+//! Module map:
+//! - [`config`]: TOML configuration, defaults and validation.
+//! - [`jid`]: JID parsing and normalisation (RFC 7622).
+//! - [`xml`]: incremental stream framing over received bytes, element trees, escaping.
+//! - [`stanza`]: stream and stanza errors (RFC 6120 §4.9, §8.3), stanza builders.
+//! - [`sasl`]: SASL mechanisms without I/O (PLAIN, SCRAM-SHA-1/256[-PLUS]).
+//! - [`tls`]: rustls server configuration, PEM loading, self-signed generation.
+//! - [`storage`]: the `Store` trait and its SQLite backend.
+//! - [`session`]: the handle a connection registers with the router.
+//! - [`router`]: bare JID → sessions table and RFC 6121 §8 delivery rules.
+//! - [`modules`]: iq handlers addressed to the server (disco, ping, version, roster).
+//! - [`c2s`]: one task per client connection: negotiation and the bound session.
+//! - [`ctl`]: the admin socket (server side) and `xmppd ctl` (client side).
+//! - [`server`]: `run()`: listeners, limits, signals; used by `main` and tests.
+
+pub mod c2s;
+pub mod config;
+pub mod ctl;
+pub mod jid;
+pub mod modules;
+pub mod router;
+pub mod sasl;
+pub mod server;
+pub mod session;
+pub mod stanza;
+pub mod storage;
+pub mod tls;
+pub mod xml;
