@@ -1,1 +1,329 @@
-//! (in progress)
+//! The routing table: bare JID → bound sessions, and the RFC 6121 §8.5
+//! delivery rules for stanzas addressed to local users.
+//!
+//! The table holds only cheap handles; no map guard is held across an
+//! `.await` (nothing here awaits). Stanzas for other domains go to a
+//! [`Remote`] seam: federation (RFC 6120 s2s) or another cluster node plug in
+//! there; today's implementation answers `remote-server-not-found`.
+
+use crate::jid::Jid;
+use crate::session::SessionHandle;
+use crate::stanza::{StanzaError, StreamError};
+use bytes::Bytes;
+use dashmap::DashMap;
+use std::sync::Arc;
+
+/// The three stanza kinds (RFC 6120 §8.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `<message/>`.
+    Message,
+    /// `<presence/>`.
+    Presence,
+    /// `<iq/>`.
+    Iq,
+}
+
+impl Kind {
+    /// From the element name.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        match name {
+            "message" => Some(Kind::Message),
+            "presence" => Some(Kind::Presence),
+            "iq" => Some(Kind::Iq),
+            _ => None,
+        }
+    }
+}
+
+/// What happened to a routed stanza.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued to this many sessions.
+    Delivered(usize),
+    /// Not delivered: bounce this error to the sender.
+    Bounce(StanzaError),
+    /// Silently dropped, as the RFC says for this case.
+    Dropped,
+}
+
+/// Where stanzas for non-local domains go (federation, cluster nodes).
+pub trait Remote: Send + Sync {
+    /// Route `bytes` (already stamped with `from`) to `to`.
+    fn route(&self, kind: Kind, ty: &str, to: &Jid, bytes: Bytes) -> Delivery;
+}
+
+/// No federation yet: RFC 6120 §8.3.3.15 `remote-server-not-found` for
+/// messages and requests; presence and responses are dropped.
+pub struct NoFederation;
+
+impl Remote for NoFederation {
+    fn route(&self, kind: Kind, ty: &str, _to: &Jid, _bytes: Bytes) -> Delivery {
+        match (kind, ty) {
+            (Kind::Presence, _) | (_, "error") | (Kind::Iq, "result") => Delivery::Dropped,
+            _ => Delivery::Bounce(StanzaError::RemoteServerNotFound),
+        }
+    }
+}
+
+/// The routing table.
+pub struct Router {
+    /// Bare JID string → sessions of that account.
+    table: DashMap<String, Vec<Arc<SessionHandle>>>,
+    /// Served domains (normalised).
+    hosts: Vec<String>,
+    /// Non-local destinations.
+    remote: Box<dyn Remote>,
+}
+
+impl Router {
+    /// A router for `hosts` with no federation.
+    pub fn new(hosts: &[String]) -> Router {
+        Router::with_remote(hosts, Box::new(NoFederation))
+    }
+
+    /// A router with a given remote seam.
+    pub fn with_remote(hosts: &[String], remote: Box<dyn Remote>) -> Router {
+        Router { table: DashMap::new(), hosts: hosts.iter().map(|h| h.to_lowercase()).collect(), remote }
+    }
+
+    /// Whether `domain` is served here.
+    pub fn is_local(&self, domain: &str) -> bool {
+        self.hosts.iter().any(|h| h == domain)
+    }
+
+    /// Register a bound session. Returns the session it replaced (same full
+    /// JID), which the caller closes with `<conflict/>` (RFC 6120 §7.7.2.2).
+    pub fn bind(&self, h: Arc<SessionHandle>) -> Option<Arc<SessionHandle>> {
+        let mut list = self.table.entry(h.jid.to_bare().to_string()).or_default();
+        let old = list.iter().position(|s| s.jid == h.jid).map(|i| list.swap_remove(i));
+        list.push(h);
+        old
+    }
+
+    /// Remove a session, if it is still the one registered under its JID.
+    pub fn unbind(&self, jid: &Jid, id: u64) {
+        let bare = jid.to_bare().to_string();
+        self.table.remove_if_mut(&bare, |_, list| {
+            list.retain(|s| s.id != id);
+            list.is_empty()
+        });
+    }
+
+    /// The sessions of an account.
+    pub fn sessions_of(&self, bare: &Jid) -> Vec<Arc<SessionHandle>> {
+        self.table.get(&bare.to_bare().to_string()).map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The session bound to a full JID.
+    pub fn get(&self, full: &Jid) -> Option<Arc<SessionHandle>> {
+        self.table.get(&full.to_bare().to_string())?.iter().find(|s| s.jid == *full).cloned()
+    }
+
+    /// Full JIDs of every bound session, sorted.
+    pub fn connected_full_jids(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.table.iter().flat_map(|e| e.value().iter().map(|s| s.jid.to_string()).collect::<Vec<_>>()).collect();
+        v.sort();
+        v
+    }
+
+    /// Number of bound sessions.
+    pub fn session_count(&self) -> usize {
+        self.table.iter().map(|e| e.value().len()).sum()
+    }
+
+    /// Close the sessions of `bare` (only `resource` if given) with a stream
+    /// error; returns how many were told to close.
+    pub fn kick(&self, bare: &Jid, resource: Option<&str>, error: StreamError, text: Option<&str>) -> usize {
+        let victims: Vec<_> =
+            self.sessions_of(bare).into_iter().filter(|s| resource.is_none() || s.jid.resource() == resource).collect();
+        for s in &victims {
+            s.request_close(error, text.map(str::to_owned));
+        }
+        victims.len()
+    }
+
+    /// Tell every session to close (shutdown).
+    pub fn close_all(&self, error: StreamError) {
+        for e in self.table.iter() {
+            for s in e.value() {
+                s.request_close(error, None);
+            }
+        }
+    }
+
+    /// Route a stanza stamped with `from` to `to`, by RFC 6121 §8.5.
+    /// `ty` is the stanza's `type` attribute ("" when absent). Stanzas the
+    /// server answers itself (to a domain, iq to a bare JID) never reach here.
+    pub fn route(&self, kind: Kind, ty: &str, to: &Jid, bytes: Bytes) -> Delivery {
+        if !self.is_local(to.domain()) {
+            return self.remote.route(kind, ty, to, bytes);
+        }
+        let sessions = self.sessions_of(to);
+        if to.resource().is_some() {
+            if let Some(s) = sessions.iter().find(|s| s.jid == *to) {
+                return deliver(std::slice::from_ref(s), &bytes);
+            }
+            // §8.5.3.2: no such resource.
+            return match (kind, ty) {
+                // §8.5.3.2.1: chat and normal are treated as if sent to the bare JID.
+                (Kind::Message, "chat" | "normal" | "") => self.to_bare(kind, ty, &sessions, bytes),
+                (Kind::Message, "groupchat") => Delivery::Bounce(StanzaError::ServiceUnavailable),
+                // §8.5.3.2.1 headline, and errors: silently ignore.
+                (Kind::Message, _) => Delivery::Dropped,
+                // §8.5.3.2.2: an iq request gets service-unavailable.
+                (Kind::Iq, "get" | "set") => Delivery::Bounce(StanzaError::ServiceUnavailable),
+                (Kind::Iq, _) => Delivery::Dropped,
+                // §8.5.3.2.3: subscription requests are handled as for the
+                // bare JID; other presence is ignored.
+                (Kind::Presence, "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
+                    self.to_bare(kind, ty, &sessions, bytes)
+                }
+                (Kind::Presence, _) => Delivery::Dropped,
+            };
+        }
+        self.to_bare(kind, ty, &sessions, bytes)
+    }
+
+    fn to_bare(&self, kind: Kind, ty: &str, sessions: &[Arc<SessionHandle>], bytes: Bytes) -> Delivery {
+        let available: Vec<_> = sessions.iter().filter(|s| s.is_available()).cloned().collect();
+        match kind {
+            Kind::Message => {
+                if ty == "groupchat" {
+                    // §8.5.2.1.1: groupchat to a bare JID is an error.
+                    return Delivery::Bounce(StanzaError::ServiceUnavailable);
+                }
+                let nonneg: Vec<_> = available.into_iter().filter(|s| s.priority() >= 0).collect();
+                if nonneg.is_empty() {
+                    // §8.5.2.2.1: no available resource. Offline storage is
+                    // the IM issue's; until then chat/normal bounce.
+                    return match ty {
+                        "headline" | "error" => Delivery::Dropped,
+                        _ => Delivery::Bounce(StanzaError::ServiceUnavailable),
+                    };
+                }
+                if ty == "headline" {
+                    // §8.5.2.1.1: headline goes to all non-negative resources.
+                    return deliver(&nonneg, &bytes);
+                }
+                // §8.5.2.1.1: chat/normal go to the highest-priority resource(s).
+                let top = nonneg.iter().map(|s| s.priority()).max().unwrap_or(0);
+                let best: Vec<_> = nonneg.into_iter().filter(|s| s.priority() == top).collect();
+                deliver(&best, &bytes)
+            }
+            // §8.5.2.1.2: presence goes to every available resource.
+            Kind::Presence => {
+                if available.is_empty() {
+                    Delivery::Dropped
+                } else {
+                    deliver(&available, &bytes)
+                }
+            }
+            // §8.5.2.1.3 / §8.5.2.2.3: an iq to a bare JID is the server's to
+            // answer; the caller handles what it implements.
+            Kind::Iq => match ty {
+                "get" | "set" => Delivery::Bounce(StanzaError::ServiceUnavailable),
+                _ => Delivery::Dropped,
+            },
+        }
+    }
+}
+
+/// Queue to each session. A session whose queue is full is a consumer that
+/// stopped reading: it is closed with `<policy-violation/>` rather than
+/// letting the server buffer without limit.
+fn deliver(targets: &[Arc<SessionHandle>], bytes: &Bytes) -> Delivery {
+    let mut n = 0;
+    for s in targets {
+        if s.send(bytes.clone()) {
+            n += 1;
+        } else {
+            s.request_close(StreamError::PolicyViolation, Some("outbound queue full".into()));
+        }
+    }
+    if n == 0 {
+        Delivery::Bounce(StanzaError::ServiceUnavailable)
+    } else {
+        Delivery::Delivered(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Outbound;
+    use tokio::sync::mpsc;
+
+    fn session(r: &Router, id: u64, jid: &str, prio: Option<i8>) -> (Arc<SessionHandle>, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(4);
+        let h = Arc::new(SessionHandle::new(id, Jid::parse(jid).unwrap(), tx));
+        if let Some(p) = prio {
+            h.set_presence(true, p);
+        }
+        r.bind(h.clone());
+        (h, rx)
+    }
+
+    fn j(s: &str) -> Jid {
+        Jid::parse(s).unwrap()
+    }
+
+    #[test]
+    fn bare_message_goes_to_highest_priority() {
+        let r = Router::new(&["x".into()]);
+        let (_a, mut ra) = session(&r, 1, "a@x/1", Some(1));
+        let (_b, mut rb) = session(&r, 2, "a@x/2", Some(5));
+        let (_c, mut rc) = session(&r, 3, "a@x/3", Some(5));
+        let (_d, mut rd) = session(&r, 4, "a@x/4", None);
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x"), Bytes::from_static(b"m")), Delivery::Delivered(2));
+        assert!(ra.try_recv().is_err() && rd.try_recv().is_err());
+        assert!(rb.try_recv().is_ok() && rc.try_recv().is_ok());
+    }
+
+    #[test]
+    fn full_jid_rules() {
+        let r = Router::new(&["x".into()]);
+        let (_a, mut ra) = session(&r, 1, "a@x/1", Some(0));
+        assert_eq!(r.route(Kind::Iq, "get", &j("a@x/1"), Bytes::new()), Delivery::Delivered(1));
+        assert_eq!(r.route(Kind::Iq, "get", &j("a@x/zz"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/zz"), Bytes::new()), Delivery::Delivered(1));
+        assert_eq!(r.route(Kind::Message, "headline", &j("a@x/zz"), Bytes::new()), Delivery::Dropped);
+        assert_eq!(r.route(Kind::Message, "chat", &j("b@x"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
+        assert_eq!(r.route(Kind::Message, "chat", &j("b@y"), Bytes::new()), Delivery::Bounce(StanzaError::RemoteServerNotFound));
+        assert_eq!(ra.try_recv().is_ok(), true);
+    }
+
+    #[test]
+    fn negative_priority_gets_no_bare_messages() {
+        let r = Router::new(&["x".into()]);
+        let (_a, _ra) = session(&r, 1, "a@x/1", Some(-1));
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new()), Delivery::Delivered(1));
+    }
+
+    #[test]
+    fn takeover_and_unbind() {
+        let r = Router::new(&["x".into()]);
+        let (old, _r1) = session(&r, 1, "a@x/1", None);
+        let (tx, _r2) = mpsc::channel(1);
+        let new = Arc::new(SessionHandle::new(2, j("a@x/1"), tx));
+        assert_eq!(r.bind(new).unwrap().id, old.id);
+        r.unbind(&j("a@x/1"), 1); // the old session's cleanup must not remove the new one
+        assert_eq!(r.session_count(), 1);
+        r.unbind(&j("a@x/1"), 2);
+        assert_eq!(r.session_count(), 0);
+        assert!(r.connected_full_jids().is_empty());
+    }
+
+    #[test]
+    fn full_queue_closes_slow_consumer() {
+        let r = Router::new(&["x".into()]);
+        let (a, _ra) = session(&r, 1, "a@x/1", Some(0));
+        for _ in 0..4 {
+            r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new());
+        }
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
+        assert_eq!(a.close_reason().unwrap().error, StreamError::PolicyViolation);
+    }
+}

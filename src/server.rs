@@ -1,1 +1,165 @@
-//! (in progress)
+//! `Server::bind` then `Server::run`: listeners, the connection limit, the
+//! admin socket, graceful shutdown. `main` and every integration test use it.
+
+use crate::config::{Config, ListenKind};
+use crate::modules::Modules;
+use crate::router::Router;
+use crate::stanza::StreamError;
+use crate::storage::Store;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// State shared by every connection task.
+pub struct Shared {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The routing table.
+    pub router: Router,
+    /// Server-side iq handlers.
+    pub modules: Modules,
+    /// TLS for STARTTLS and direct TLS.
+    pub tls: TlsAcceptor,
+    /// Cancelled to shut down.
+    pub shutdown: CancellationToken,
+    /// Connection ids.
+    next_id: AtomicU64,
+    /// Open client connections.
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    /// A fresh connection id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Open client connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The admin socket could not be created.
+    #[error("admin socket: {0}")]
+    Admin(std::io::Error),
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    /// The shared state (tests use it to reach the router and store).
+    pub shared: Arc<Shared>,
+    listeners: Vec<(ListenKind, TcpListener)>,
+}
+
+impl Server {
+    /// Set up TLS and bind every listener (port 0 picks a free port).
+    pub async fn bind(config: Config, store: Arc<dyn Store>) -> Result<Server, ServerError> {
+        let tls = crate::tls::server_config(&config)?;
+        let mut listeners = Vec::new();
+        for l in &config.listen {
+            let sock = TcpListener::bind(l.address).await.map_err(|source| ServerError::Bind { addr: l.address, source })?;
+            listeners.push((l.kind, sock));
+        }
+        let shared = Arc::new(Shared {
+            router: Router::new(&config.hosts),
+            config: Arc::new(config),
+            store,
+            modules: Modules::new(),
+            tls: TlsAcceptor::from(tls),
+            shutdown: CancellationToken::new(),
+            next_id: AtomicU64::new(1),
+            connections: AtomicUsize::new(0),
+        });
+        Ok(Server { shared, listeners })
+    }
+
+    /// The bound addresses, in configuration order.
+    pub fn local_addrs(&self) -> Vec<(ListenKind, SocketAddr)> {
+        self.listeners.iter().filter_map(|(k, l)| l.local_addr().ok().map(|a| (*k, a))).collect()
+    }
+
+    /// Serve until `shared.shutdown` is cancelled, then close every session
+    /// with `<system-shutdown/>` (RFC 6120 §4.9.3.19) and flush the store.
+    pub async fn run(self) -> Result<(), ServerError> {
+        let shared = self.shared;
+        let tracker = TaskTracker::new();
+        //TMP let admin = crate::ctl::server::bind(&shared).map_err(ServerError::Admin)?;
+        //TMP tracker.spawn(crate::ctl::server::serve(admin, shared.clone()));
+        for (kind, listener) in self.listeners {
+            if let Ok(a) = listener.local_addr() {
+                tracing::info!(kind = ?kind, address = %a, "listening");
+            }
+            tracker.spawn(accept_loop(kind, listener, shared.clone(), tracker.clone()));
+        }
+        shared.shutdown.cancelled().await;
+        tracing::info!("shutting down");
+        shared.router.close_all(StreamError::SystemShutdown);
+        tracker.close();
+        if tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not close in time");
+        }
+        if let Err(e) = shared.store.flush() {
+            tracing::error!(error = %e, "flushing the store");
+        }
+        let _ = std::fs::remove_file(shared.config.admin_socket());
+        Ok(())
+    }
+}
+
+/// Decrements the connection count when a connection task ends.
+pub struct ConnGuard(Arc<Shared>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let n = shared.connections.fetch_add(1, Ordering::Relaxed);
+        let guard = ConnGuard(shared.clone());
+        if n >= shared.config.limits.max_connections {
+            tracing::warn!(%peer, "connection limit reached");
+            tracker.spawn(crate::c2s::refuse(tcp, shared.clone(), guard));
+            continue;
+        }
+        tracker.spawn(crate::c2s::handle(tcp, peer, kind, shared.clone(), guard));
+    }
+}

@@ -1,1 +1,96 @@
-//! (in progress)
+//! The handle a bound client session registers with the router: cheap to
+//! clone (an `Arc`), holding only the full JID, presence state and the
+//! sending half of the session's bounded outbound queue.
+
+use crate::jid::Jid;
+use crate::stanza::StreamError;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
+use std::sync::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+/// What is sent to a session's task.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Serialised stanza bytes, written as they are.
+    Stanza(Bytes),
+}
+
+/// Why a session was told to close.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseReason {
+    /// The stream error to send.
+    pub error: StreamError,
+    /// Descriptive text (§4.9.2), if any.
+    pub text: Option<String>,
+}
+
+/// A bound session as the router sees it.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// Unique id of the connection (distinguishes a takeover from its victim).
+    pub id: u64,
+    /// The bound full JID.
+    pub jid: Jid,
+    /// The outbound queue (bounded: `limits.outbound_queue`).
+    pub tx: mpsc::Sender<Outbound>,
+    /// RFC 6121 §4.2: the session has sent available presence.
+    available: AtomicBool,
+    /// RFC 6121 §4.7.2.3: presence priority, -128..=127.
+    priority: AtomicI8,
+    /// Set when the session must close; `closing` wakes its task.
+    close: Mutex<Option<CloseReason>>,
+    /// Wakes the session's task to close.
+    pub closing: Notify,
+}
+
+impl SessionHandle {
+    /// A new, unavailable handle.
+    pub fn new(id: u64, jid: Jid, tx: mpsc::Sender<Outbound>) -> SessionHandle {
+        SessionHandle {
+            id,
+            jid,
+            tx,
+            available: AtomicBool::new(false),
+            priority: AtomicI8::new(0),
+            close: Mutex::new(None),
+            closing: Notify::new(),
+        }
+    }
+
+    /// Whether the session is available (sent initial presence, not unavailable).
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::Relaxed)
+    }
+
+    /// Its current priority.
+    pub fn priority(&self) -> i8 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// Record broadcast presence (RFC 6121 §4.2, §4.5).
+    pub fn set_presence(&self, available: bool, priority: i8) {
+        self.priority.store(priority, Ordering::Relaxed);
+        self.available.store(available, Ordering::Relaxed);
+    }
+
+    /// Ask the session to close with a stream error; the first reason wins.
+    pub fn request_close(&self, error: StreamError, text: Option<String>) {
+        let mut c = self.close.lock().unwrap_or_else(|e| e.into_inner());
+        if c.is_none() {
+            *c = Some(CloseReason { error, text });
+        }
+        drop(c);
+        self.closing.notify_one();
+    }
+
+    /// The close reason, once requested.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Queue stanza bytes; `false` if the queue is full or the session gone.
+    pub fn send(&self, bytes: Bytes) -> bool {
+        self.tx.try_send(Outbound::Stanza(bytes)).is_ok()
+    }
+}

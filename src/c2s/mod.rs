@@ -1,1 +1,260 @@
-//! (in progress)
+//! Client-to-server connections (RFC 6120): one task per connection.
+//!
+//! [`Conn`] owns the transport, the framer and the state; `negotiate`
+//! handles the stream header, STARTTLS, SASL and binding, and `bound`
+//! handles stanzas of a bound session. The loop first drains what the socket
+//! has, then waits for readability, an outbound stanza, a close request or
+//! shutdown, so an idle connection holds no read buffer.
+
+mod bound;
+mod negotiate;
+pub mod transport;
+
+use crate::config::ListenKind;
+use crate::server::{ConnGuard, Shared};
+use crate::session::{Outbound, SessionHandle};
+use crate::stanza::StreamError;
+use crate::xml::{Event, Framer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use transport::{ReadOutcome, Transport};
+
+/// How long a single write may block before the peer is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the connection is in RFC 6120's negotiation.
+pub(crate) enum State {
+    /// Waiting for the (re)started stream header.
+    Header,
+    /// Header received, features sent: STARTTLS, SASL or bind expected.
+    Negotiating,
+    /// Inside a SASL exchange.
+    Sasl(Box<crate::sasl::SaslSession>),
+    /// A session is bound: stanzas flow.
+    Bound,
+}
+
+/// Why the connection loop ended.
+pub(crate) enum Exit {
+    /// The peer closed the stream or the socket.
+    Peer,
+    /// We close with this stream error.
+    Error(StreamError, Option<String>),
+    /// I/O failed; nothing more can be written.
+    Io,
+}
+
+impl From<crate::xml::XmlError> for Exit {
+    fn from(e: crate::xml::XmlError) -> Exit {
+        Exit::Error(e.clone().into(), Some(e.to_string()))
+    }
+}
+
+/// One client connection.
+pub(crate) struct Conn {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) io: Transport,
+    pub(crate) framer: Framer,
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) state: State,
+    /// The served domain this stream is for (the header's `to`).
+    pub(crate) host: String,
+    /// Our stream header has been sent for the current stream.
+    pub(crate) header_sent: bool,
+    /// The authenticated local part.
+    pub(crate) user: Option<String>,
+    /// SASL failures on this connection.
+    pub(crate) auth_failures: u32,
+    /// The bound session.
+    pub(crate) session: Option<Arc<SessionHandle>>,
+    /// Its outbound queue.
+    pub(crate) rx: Option<mpsc::Receiver<Outbound>>,
+}
+
+/// Serve one accepted connection to its end.
+pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: Arc<Shared>, _guard: ConnGuard) {
+    let limits = &shared.config.limits;
+    let deadline = Instant::now() + Duration::from_secs(limits.auth_timeout_secs);
+    let mut conn = Conn {
+        framer: Framer::new(limits.max_stanza_size, limits.max_depth),
+        id: shared.next_id(),
+        io: Transport::Plain(tcp),
+        peer,
+        state: State::Header,
+        host: String::new(),
+        header_sent: false,
+        user: None,
+        auth_failures: 0,
+        session: None,
+        rx: None,
+        shared,
+    };
+    tracing::debug!(conn = conn.id, %peer, "connected");
+    // XEP-0368 direct TLS; on a STARTTLS port, a TLS ClientHello (first byte
+    // 0x16, a handshake record) is served as direct TLS too.
+    let direct = kind == ListenKind::C2sDirectTls || conn.starts_with_tls_record(deadline).await;
+    if direct && !conn.upgrade_tls(deadline).await {
+        return;
+    }
+    let exit = conn.run(deadline).await;
+    conn.finish(exit).await;
+}
+
+/// Refuse a connection over the limit with `<resource-constraint/>`.
+pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard) {
+    let host = shared.config.hosts[0].clone();
+    let mut io = Transport::Plain(tcp);
+    let text = format!(
+        "{}{}</stream:stream>",
+        negotiate::header_xml(&host, None, 0),
+        StreamError::ResourceConstraint.to_xml(Some("too many connections"))
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), io.send(text.as_bytes())).await;
+}
+
+impl Conn {
+    async fn run(&mut self, deadline: Instant) -> Exit {
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            // Drain what is readable now.
+            loop {
+                match self.io.read_now(&mut self.framer).await {
+                    Ok(ReadOutcome::Data(_)) => {
+                        if let Some(exit) = self.process_events().await {
+                            return exit;
+                        }
+                    }
+                    Ok(ReadOutcome::Eof) => return Exit::Peer,
+                    Ok(ReadOutcome::WouldBlock) => break,
+                    Err(_) => return Exit::Io,
+                }
+            }
+            let bound = matches!(self.state, State::Bound);
+            let session = self.session.clone();
+            let closing = async {
+                match &session {
+                    Some(s) => s.closing.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let rx = &mut self.rx;
+            let io = &self.io;
+            let outbound = async {
+                match rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let timeout = async {
+                if bound {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep_until(deadline).await
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Exit::Error(StreamError::SystemShutdown, None),
+                _ = closing => {
+                    if let Some(r) = session.and_then(|s| s.close_reason()) {
+                        return Exit::Error(r.error, r.text);
+                    }
+                }
+                r = io.readable() => if r.is_err() { return Exit::Io },
+                m = outbound => match m {
+                    Some(Outbound::Stanza(b)) => {
+                        if let Err(e) = self.write_batch(b).await {
+                            return e;
+                        }
+                    }
+                    None => return Exit::Io,
+                },
+                _ = timeout => return Exit::Error(StreamError::ConnectionTimeout, Some("authentication timed out".into())),
+            }
+        }
+    }
+
+    /// Write one queued stanza and whatever else is queued, in one flush.
+    async fn write_batch(&mut self, first: bytes::Bytes) -> Result<(), Exit> {
+        let mut more = Vec::new();
+        if let Some(rx) = self.rx.as_mut() {
+            while more.len() < 64 {
+                match rx.try_recv() {
+                    Ok(Outbound::Stanza(b)) => more.push(b),
+                    Err(_) => break,
+                }
+            }
+        }
+        if more.is_empty() {
+            return self.write(&first).await;
+        }
+        let mut buf = Vec::with_capacity(first.len() + more.iter().map(|b| b.len()).sum::<usize>());
+        buf.extend_from_slice(&first);
+        for b in &more {
+            buf.extend_from_slice(b);
+        }
+        self.write(&buf).await
+    }
+
+    async fn process_events(&mut self) -> Option<Exit> {
+        loop {
+            let ev = match self.framer.next() {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return None,
+                Err(e) => return Some(e.into()),
+            };
+            let r = match ev {
+                Event::StreamOpen(tag) => self.on_header(&tag).await,
+                Event::Stanza(bytes) => match self.state {
+                    State::Bound => self.on_bound_stanza(bytes).await,
+                    _ => self.on_negotiation(&bytes).await,
+                },
+                // RFC 6120 §4.4: answer the closing tag with ours.
+                Event::StreamClose => Err(Exit::Peer),
+            };
+            if let Err(exit) = r {
+                return Some(exit);
+            }
+        }
+    }
+
+    /// Write bytes, bounded in time.
+    pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), Exit> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.io.send(data)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Exit::Io),
+        }
+    }
+
+    /// Close the stream as `exit` says and unregister the session.
+    async fn finish(&mut self, exit: Exit) {
+        let text = match &exit {
+            Exit::Peer => Some("</stream:stream>".to_string()),
+            Exit::Error(e, t) => {
+                tracing::debug!(conn = self.id, error = e.condition(), text = t.as_deref(), "closing with stream error");
+                let mut s = String::new();
+                if !self.header_sent {
+                    // RFC 6120 §4.9.1.3: open a stream first, then the error.
+                    let host = if self.host.is_empty() { self.shared.config.hosts[0].clone() } else { self.host.clone() };
+                    s.push_str(&negotiate::header_xml(&host, None, self.id));
+                }
+                s.push_str(&e.to_xml(t.as_deref()));
+                s.push_str("</stream:stream>");
+                Some(s)
+            }
+            Exit::Io => None,
+        };
+        self.unbind();
+        if let Some(t) = text {
+            if self.write(t.as_bytes()).await.is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut self.io)).await;
+            }
+        }
+        tracing::debug!(conn = self.id, peer = %self.peer, "disconnected");
+    }
+}

@@ -1,1 +1,92 @@
-//! (in progress)
+//! Handlers for iq requests the server answers itself (RFC 6120 §10.3.3 for
+//! the server's domain, RFC 6121 §8.5.1 / §8.5.2 for an account's bare JID).
+//! One XEP one file, registered in [`Modules::new`]; disco#info is generated
+//! from the registered list, so it lists exactly what is implemented.
+
+mod disco;
+mod ping;
+mod roster;
+mod session;
+mod version;
+
+use crate::jid::Jid;
+use crate::stanza::StanzaError;
+use crate::xml::Element;
+
+/// Who asked and whom it was addressed to.
+pub struct IqRequest<'a> {
+    /// The requesting full JID (stamped by the server).
+    pub from: &'a Jid,
+    /// The addressee: a served domain or the requester's own bare JID.
+    pub to: &'a Jid,
+    /// `get` or `set`.
+    pub set: bool,
+    /// The single payload element (RFC 6120 §8.2.3).
+    pub payload: &'a Element,
+}
+
+/// What a module answers.
+pub type IqAnswer = Result<Option<Element>, StanzaError>;
+
+/// A server module.
+pub trait Module: Send + Sync {
+    /// Namespaces of the payloads it handles.
+    fn namespaces(&self) -> &'static [&'static str];
+    /// Features to list in the server's disco#info (XEP-0030 §3.1).
+    fn features(&self) -> &'static [&'static str] {
+        self.namespaces()
+    }
+    /// Answer a request; `Err` becomes a stanza error.
+    fn handle(&self, req: &IqRequest<'_>, ctx: &Modules) -> IqAnswer;
+}
+
+/// The registered modules.
+pub struct Modules {
+    list: Vec<Box<dyn Module>>,
+}
+
+impl Default for Modules {
+    fn default() -> Self {
+        Modules::new()
+    }
+}
+
+impl Modules {
+    /// Every module this server implements.
+    pub fn new() -> Modules {
+        Modules {
+            list: vec![
+                Box::new(disco::DiscoInfo),
+                Box::new(disco::DiscoItems),
+                Box::new(ping::Ping),
+                Box::new(version::Version),
+                Box::new(roster::Roster),
+                Box::new(session::Session),
+            ],
+        }
+    }
+
+    /// Every feature of every module, sorted and deduplicated.
+    pub fn features(&self) -> Vec<&'static str> {
+        let mut f: Vec<_> = self.list.iter().flat_map(|m| m.features().iter().copied()).collect();
+        f.sort_unstable();
+        f.dedup();
+        f
+    }
+
+    /// Answer an iq get/set addressed to the server or to the requester's
+    /// bare JID; `service-unavailable` for what no module handles
+    /// (RFC 6120 §8.3.3.19).
+    pub fn handle(&self, req: &IqRequest<'_>) -> IqAnswer {
+        let ns = req.payload.ns.as_str();
+        match self.list.iter().find(|m| m.namespaces().contains(&ns)) {
+            Some(m) => m.handle(req, self),
+            None => Err(StanzaError::ServiceUnavailable),
+        }
+    }
+}
+
+/// Whether the request is addressed to the server's domain (not an account).
+pub fn to_server(req: &IqRequest<'_>) -> bool {
+    req.to.node().is_none()
+}

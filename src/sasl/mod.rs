@@ -4,8 +4,34 @@
 //! tls-exporter channel binding (RFC 9266).
 //!
 //! INTERFACE CONTRACT (filled in by the SASL work): signatures are fixed.
+//!
+//! Layout: [`crypto`] holds the SCRAM key schedule, `plain` and `scram` the
+//! server side of each mechanism, [`client`] a client for tests and tools.
+//!
+//! Authorization identities: the session does not know the domain, so an
+//! authzid is accepted when it is the authcid itself or a bare JID whose
+//! localpart is the authcid (`authcid@<any domain>`, no resource), both
+//! compared after normalisation. [`SaslSession::authzid`] exposes what the
+//! client sent so the caller can check the domain part.
+//!
+//! Passwords are used as their UTF-8 bytes (no SASLprep), the same way by
+//! [`derive_credentials`], PLAIN and [`client`].
 
-use crate::storage::Credentials;
+pub mod client;
+pub mod crypto;
+mod plain;
+mod scram;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rand::RngCore;
+
+pub use crypto::{derive_keys, Hash};
+
+use crate::storage::{Credentials, ScramKeys};
 
 /// A mechanism this server implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,14 +44,40 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// Every mechanism, strongest first (the order to advertise them in).
+    pub const ALL: [Mechanism; 5] = [
+        Mechanism::ScramSha256Plus,
+        Mechanism::ScramSha1Plus,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::Plain,
+    ];
+
     /// Parse the IANA name from `<auth mechanism='...'>`.
     pub fn from_name(name: &str) -> Option<Mechanism> {
-        let _ = name;
-        unimplemented!()
+        Mechanism::ALL.into_iter().find(|m| m.name() == name)
     }
     /// The IANA name.
     pub fn name(self) -> &'static str {
-        unimplemented!()
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
+        }
+    }
+    /// The SCRAM hash, `None` for PLAIN.
+    pub fn hash(self) -> Option<Hash> {
+        match self {
+            Mechanism::Plain => None,
+            Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => Some(Hash::Sha1),
+            Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => Some(Hash::Sha256),
+        }
+    }
+    /// True for the channel-binding (-PLUS) variants, which need tls-exporter data.
+    pub fn is_plus(self) -> bool {
+        matches!(self, Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus)
     }
 }
 
@@ -48,7 +100,19 @@ pub enum Failure {
 impl Failure {
     /// The element name, e.g. `not-authorized`.
     pub fn condition(self) -> &'static str {
-        unimplemented!()
+        match self {
+            Failure::Aborted => "aborted",
+            Failure::AccountDisabled => "account-disabled",
+            Failure::CredentialsExpired => "credentials-expired",
+            Failure::EncryptionRequired => "encryption-required",
+            Failure::IncorrectEncoding => "incorrect-encoding",
+            Failure::InvalidAuthzid => "invalid-authzid",
+            Failure::InvalidMechanism => "invalid-mechanism",
+            Failure::MalformedRequest => "malformed-request",
+            Failure::MechanismTooWeak => "mechanism-too-weak",
+            Failure::NotAuthorized => "not-authorized",
+            Failure::TemporaryAuthFailure => "temporary-auth-failure",
+        }
     }
 }
 
@@ -72,34 +136,233 @@ pub struct Context {
     pub secure: bool,
 }
 
+enum State {
+    /// Waiting for the initial response (PLAIN message or SCRAM client-first).
+    Start,
+    /// SCRAM: server-first sent, waiting for client-final.
+    ScramFinal(Box<scram::ScramServer>),
+    /// Success or failure was returned; any further step is malformed.
+    Done,
+}
+
 /// One SASL exchange.
 pub struct SaslSession {
-    _private: (),
+    mech: Mechanism,
+    ctx: Context,
+    state: State,
+    /// Whether the empty challenge for a missing initial response was sent.
+    prompted: bool,
+    /// Forced server nonce (tests); a fresh random one otherwise.
+    server_nonce: Option<String>,
+    authzid: Option<String>,
 }
 
 impl SaslSession {
     /// Start an exchange for `mech`.
     pub fn new(mech: Mechanism, ctx: Context) -> SaslSession {
-        let _ = (mech, ctx);
-        unimplemented!()
+        SaslSession { mech, ctx, state: State::Start, prompted: false, server_nonce: None, authzid: None }
     }
+
+    /// Like [`SaslSession::new`] with a fixed SCRAM server nonce (RFC test vectors).
+    #[cfg(test)]
+    pub(crate) fn with_server_nonce(mech: Mechanism, ctx: Context, nonce: &str) -> SaslSession {
+        SaslSession { server_nonce: Some(nonce.to_owned()), ..SaslSession::new(mech, ctx) }
+    }
+
+    /// The mechanism of this exchange.
+    pub fn mechanism(&self) -> Mechanism {
+        self.mech
+    }
+
+    /// The authorization identity the client sent, as sent, once the exchange
+    /// succeeded (`None` if it sent none). Its localpart was checked against
+    /// the authcid; the caller may check its domain.
+    pub fn authzid(&self) -> Option<&str> {
+        self.authzid.as_deref()
+    }
+
     /// Feed the client's (already base64-decoded) message. `lookup` returns
     /// the stored credentials of a (SASLprep'd, lowercased) local part.
     pub fn step(&mut self, input: &[u8], lookup: &mut dyn FnMut(&str) -> Option<Credentials>) -> Step {
-        let _ = (input, lookup);
-        unimplemented!()
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Done => Step::Failure(Failure::MalformedRequest),
+            State::Start if input.is_empty() && !self.prompted => {
+                // RFC 6120 §6.4.2: no initial response, so send an empty
+                // challenge and take the client's message as the response.
+                self.prompted = true;
+                self.state = State::Start;
+                Step::Challenge(Vec::new())
+            }
+            State::Start => match self.mech.hash() {
+                None => match plain::authenticate(input, lookup) {
+                    Ok(ok) => self.succeed(ok.username, ok.authzid, None),
+                    Err(f) => Step::Failure(f),
+                },
+                Some(hash) => {
+                    let nonce = self.server_nonce.take().unwrap_or_else(new_nonce);
+                    let exporter = self.ctx.tls_exporter.as_deref();
+                    match scram::ScramServer::start(hash, self.mech.is_plus(), exporter, input, lookup, &nonce) {
+                        Ok(server) => {
+                            let first = server.server_first().as_bytes().to_vec();
+                            self.state = State::ScramFinal(Box::new(server));
+                            Step::Challenge(first)
+                        }
+                        Err(f) => Step::Failure(f),
+                    }
+                }
+            },
+            State::ScramFinal(server) => match server.finish(input) {
+                Ok(ok) => self.succeed(ok.username, ok.authzid, Some(ok.server_final)),
+                Err(f) => Step::Failure(f),
+            },
+        }
     }
+
+    fn succeed(&mut self, username: String, authzid: Option<String>, additional: Option<Vec<u8>>) -> Step {
+        self.authzid = authzid;
+        Step::Success { username, additional }
+    }
+}
+
+/// A fresh server nonce: 24 random bytes, base64 (printable, no ',').
+fn new_nonce() -> String {
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    STANDARD.encode(bytes)
 }
 
 /// Derive stored credentials from a password (PBKDF2 with a fresh random
 /// salt, `iterations` rounds), for both SHA-1 and SHA-256.
 pub fn derive_credentials(password: &str, iterations: u32) -> Credentials {
-    let _ = (password, iterations);
-    unimplemented!()
+    let mut rng = rand::thread_rng();
+    let (mut salt1, mut salt256) = ([0u8; 16], [0u8; 16]);
+    rng.fill_bytes(&mut salt1);
+    rng.fill_bytes(&mut salt256);
+    derive_credentials_with_salt(password, &salt1, &salt256, iterations)
+}
+
+/// [`derive_credentials`] with given salts (tests, imports of existing keys).
+pub fn derive_credentials_with_salt(
+    password: &str,
+    sha1_salt: &[u8],
+    sha256_salt: &[u8],
+    iterations: u32,
+) -> Credentials {
+    Credentials {
+        sha1: derive_keys(Hash::Sha1, password, sha1_salt, iterations),
+        sha256: derive_keys(Hash::Sha256, password, sha256_salt, iterations),
+    }
 }
 
 /// Check a plaintext password against stored credentials (PLAIN, ctl check_password).
 pub fn verify_password(password: &str, creds: &Credentials) -> bool {
-    let _ = (password, creds);
-    unimplemented!()
+    verify_keys(Hash::Sha256, password.as_bytes(), &creds.sha256)
+}
+
+/// Recompute StoredKey from the password and compare in constant time.
+fn verify_keys(hash: Hash, password: &[u8], keys: &ScramKeys) -> bool {
+    let salted = hash.salted_password(password, &keys.salt, keys.iterations);
+    crypto::ct_eq(&hash.stored_key(&hash.client_key(&salted)), &keys.stored_key)
+}
+
+/// Authzid rule (RFC 6120 §6.4.6), see the module documentation: `authzid`
+/// is `username` itself or `username@domain` without a resource.
+fn authzid_allowed(authzid: &str, username: &str) -> bool {
+    if crate::jid::normalize_node(authzid).is_ok_and(|n| n == username) {
+        return true;
+    }
+    crate::jid::Jid::parse(authzid).is_ok_and(|j| j.is_bare() && j.node() == Some(username))
+}
+
+/// Iteration count offered for unknown users: the last one seen on a real
+/// account, so the count does not tell accounts apart.
+static LAST_ITERATIONS: AtomicU32 = AtomicU32::new(4096);
+
+/// The keys of `user` (a normalised localpart, `None` if malformed), and
+/// whether the account exists. For unknown users, deterministic fake keys:
+/// salt = HMAC(per-process random key, mechanism + name), so repeated tries
+/// see a stable salt and cannot tell the account is missing (RFC 5802 §9).
+fn keys_for(
+    hash: Hash,
+    user: Option<&str>,
+    raw_name: &str,
+    lookup: &mut dyn FnMut(&str) -> Option<Credentials>,
+) -> (ScramKeys, bool) {
+    if let Some(creds) = user.and_then(&mut *lookup) {
+        let keys = match hash {
+            Hash::Sha1 => creds.sha1,
+            Hash::Sha256 => creds.sha256,
+        };
+        LAST_ITERATIONS.store(keys.iterations, Ordering::Relaxed);
+        return (keys, true);
+    }
+    static FAKE_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let key = FAKE_KEY.get_or_init(|| {
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        k
+    });
+    let label = format!("{}\0{}", hash.mechanism_name(), user.unwrap_or(raw_name));
+    let mut salt = Hash::Sha256.hmac(key, label.as_bytes());
+    salt.truncate(16);
+    let keys = ScramKeys {
+        salt,
+        iterations: LAST_ITERATIONS.load(Ordering::Relaxed),
+        stored_key: hash.hmac(key, b"fake stored key"),
+        server_key: hash.hmac(key, b"fake server key"),
+    };
+    (keys, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for m in Mechanism::ALL {
+            assert_eq!(Mechanism::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Mechanism::from_name("scram-sha-1"), None);
+        assert_eq!(Mechanism::from_name("DIGEST-MD5"), None);
+        assert_eq!(Failure::NotAuthorized.condition(), "not-authorized");
+        assert_eq!(Failure::InvalidAuthzid.condition(), "invalid-authzid");
+    }
+
+    #[test]
+    fn derive_and_verify() {
+        let c = derive_credentials("pencil", 4096);
+        assert!(verify_password("pencil", &c));
+        assert!(!verify_password("pencil2", &c));
+        assert_eq!(c.sha1.salt.len(), 16);
+        assert_ne!(c.sha1.salt, c.sha256.salt);
+        assert_eq!(c.sha1.stored_key.len(), 20);
+        assert_eq!(c.sha256.server_key.len(), 32);
+        assert_ne!(derive_credentials("pencil", 4096), c, "salt is random");
+    }
+
+    #[test]
+    fn authzid_rule() {
+        assert!(authzid_allowed("user", "user"));
+        assert!(authzid_allowed("User", "user"));
+        assert!(authzid_allowed("user@example.com", "user"));
+        assert!(authzid_allowed("USER@Example.com", "user"));
+        assert!(!authzid_allowed("user@example.com/res", "user"));
+        assert!(!authzid_allowed("admin@example.com", "user"));
+        assert!(!authzid_allowed("admin", "user"));
+        assert!(!authzid_allowed("example.com", "user"));
+        assert!(!authzid_allowed("", "user"));
+    }
+
+    #[test]
+    fn fake_keys_are_stable() {
+        let mut none = |_: &str| None;
+        let (a, known) = keys_for(Hash::Sha1, Some("ghost"), "ghost", &mut none);
+        let (b, _) = keys_for(Hash::Sha1, Some("ghost"), "ghost", &mut none);
+        let (c, _) = keys_for(Hash::Sha1, Some("other"), "other", &mut none);
+        assert!(!known);
+        assert_eq!(a.salt, b.salt);
+        assert_ne!(a.salt, c.salt);
+        assert_eq!(a.salt.len(), 16);
+    }
 }

@@ -1,0 +1,318 @@
+//! Stream negotiation (RFC 6120 §4–§7): the stream header, features,
+//! STARTTLS, SASL and resource binding.
+
+use super::transport::Transport;
+use super::{Conn, Exit, State};
+use crate::jid::Jid;
+use crate::sasl::{Context, Failure, Mechanism, SaslSession, Step};
+use crate::session::SessionHandle;
+use crate::stanza::{StanzaError, StreamError};
+use crate::xml::{ns, Element, StanzaHead};
+use base64::Engine;
+use quick_xml::events::{BytesStart, Event as QEvent};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Our stream header (RFC 6120 §4.7): `from` our domain, a fresh `id`.
+pub(crate) fn header_xml(host: &str, to: Option<&str>, id: u64) -> String {
+    let to = to.map(|t| format!(" to='{}'", crate::xml::escape(t))).unwrap_or_default();
+    let nonce: u64 = rand::thread_rng().gen();
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' id='{:x}{:016x}' from='{}'{} version='1.0' xml:lang='en'>",
+        ns::CLIENT,
+        ns::STREAM,
+        id,
+        nonce,
+        crate::xml::escape(host),
+        to
+    )
+}
+
+/// The attributes of a stream header start tag, as written (`xmlns` included).
+fn header_attrs(tag: &[u8]) -> Result<(String, Vec<(String, String)>), Exit> {
+    let bad = || Exit::Error(StreamError::NotWellFormed, Some("malformed stream header".into()));
+    let text = std::str::from_utf8(tag).map_err(|_| bad())?;
+    let inner = text.strip_prefix('<').and_then(|t| t.strip_suffix('>')).ok_or_else(bad)?;
+    let name_len = inner.find(|c: char| c.is_ascii_whitespace()).unwrap_or(inner.len());
+    let start = BytesStart::from_content(inner, name_len);
+    let mut attrs = Vec::new();
+    for a in start.attributes().with_checks(true) {
+        let a = a.map_err(|_| bad())?;
+        let v = a.unescape_value().map_err(|_| bad())?;
+        attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), v.into_owned()));
+    }
+    let _ = QEvent::Eof::<'static>; // (quick-xml types used above)
+    Ok((inner[..name_len].to_string(), attrs))
+}
+
+impl Conn {
+    /// A TLS ClientHello arriving first on a STARTTLS port.
+    pub(super) async fn starts_with_tls_record(&mut self, deadline: Instant) -> bool {
+        let Some(tcp) = self.io.tcp() else { return false };
+        let mut b = [0u8; 1];
+        matches!(tokio::time::timeout_at(deadline, tcp.peek(&mut b)).await, Ok(Ok(1)) if b[0] == 0x16)
+    }
+
+    /// TLS handshake on the current socket (STARTTLS or direct TLS).
+    pub(super) async fn upgrade_tls(&mut self, deadline: Instant) -> bool {
+        let Transport::Plain(tcp) = std::mem::replace(&mut self.io, Transport::Taken) else { return false };
+        let limit = deadline.min(Instant::now() + Duration::from_secs(30));
+        match tokio::time::timeout_at(limit, self.shared.tls.accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                self.io = Transport::Tls(Box::new(tls));
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(conn = self.id, peer = %self.peer, error = %e, "TLS handshake failed");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// RFC 6120 §4.7–§4.8: check the initiating stream header, answer with
+    /// ours and the features for this stage.
+    pub(super) async fn on_header(&mut self, tag: &[u8]) -> Result<(), Exit> {
+        self.header_sent = false;
+        let (name, attrs) = header_attrs(tag)?;
+        let get = |k: &str| attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        // §4.8.1: the stream element is `stream` in the streams namespace.
+        let (prefix, local) = name.split_once(':').map(|(p, l)| (Some(p), l)).unwrap_or((None, &name));
+        let stream_ns = match prefix {
+            Some(p) => get(&format!("xmlns:{p}")),
+            None => get("xmlns"),
+        };
+        let to = get("to").and_then(|t| Jid::parse(t).ok()).filter(|j| j.node().is_none() && j.resource().is_none());
+        let host = match (get("to"), &to) {
+            // §4.7.2: `to` must be a domain this server serves.
+            (Some(_), Some(j)) if self.shared.config.serves(j.domain()) => j.domain().to_string(),
+            (Some(_), _) => return Err(Exit::Error(StreamError::HostUnknown, None)),
+            (None, _) => self.shared.config.hosts[0].clone(),
+        };
+        if !self.host.is_empty() && self.host != host {
+            return Err(Exit::Error(StreamError::HostUnknown, Some("host changed on stream restart".into())));
+        }
+        self.host = host;
+        let reply_to = get("from").and_then(|f| Jid::parse(f).ok()).map(|j| j.to_string());
+        let header = header_xml(&self.host, reply_to.as_deref(), self.id);
+        self.write(header.as_bytes()).await?;
+        self.header_sent = true;
+        if local != "stream" || stream_ns != Some(ns::STREAM) {
+            return Err(Exit::Error(StreamError::InvalidNamespace, Some("stream namespace".into())));
+        }
+        // §4.8.2: a client stream's content namespace is jabber:client.
+        if prefix.is_none() || get("xmlns") != Some(ns::CLIENT) {
+            return Err(Exit::Error(StreamError::InvalidNamespace, Some("content namespace must be jabber:client".into())));
+        }
+        // §4.7.5: version 1.0 is required.
+        let major = get("version").and_then(|v| v.split('.').next()?.parse::<u32>().ok());
+        if major != Some(1) {
+            return Err(Exit::Error(StreamError::UnsupportedVersion, None));
+        }
+        self.state = State::Negotiating;
+        let features = self.features();
+        self.write(features.as_bytes()).await
+    }
+
+    /// RFC 6120 §4.3.2: the features for this stage of negotiation.
+    fn features(&self) -> String {
+        let mut f = String::from("<stream:features>");
+        let plaintext_ok = self.io.is_tls() || self.shared.config.auth.allow_plaintext;
+        if self.user.is_some() {
+            // §7.4 binding; RFC 3921 session kept as optional (RFC 6121 app. E).
+            f.push_str(&format!("<bind xmlns='{}'/><session xmlns='{}'><optional/></session>", ns::BIND, ns::SESSION));
+        } else {
+            if !self.io.is_tls() {
+                // §5.3.1: STARTTLS is mandatory-to-negotiate unless configured otherwise.
+                let req = if plaintext_ok { "" } else { "<required/>" };
+                f.push_str(&format!("<starttls xmlns='{}'>{req}</starttls>", ns::TLS));
+            }
+            if plaintext_ok {
+                f.push_str(&format!("<mechanisms xmlns='{}'>", ns::SASL));
+                for m in self.offered_mechanisms() {
+                    f.push_str(&format!("<mechanism>{}</mechanism>", m.name()));
+                }
+                f.push_str("</mechanisms>");
+                if self.exporter().is_some() {
+                    // XEP-0440: which channel-binding types the server supports.
+                    f.push_str(&format!(
+                        "<sasl-channel-binding xmlns='{}'><channel-binding type='tls-exporter'/></sasl-channel-binding>",
+                        ns::SASL_CB
+                    ));
+                }
+            }
+        }
+        f.push_str("</stream:features>");
+        f
+    }
+
+    fn exporter(&self) -> Option<Vec<u8>> {
+        self.io.tls_conn().and_then(crate::tls::tls_exporter)
+    }
+
+    /// Strongest first; -PLUS only where tls-exporter is available (RFC 9266).
+    fn offered_mechanisms(&self) -> Vec<Mechanism> {
+        let plus = self.exporter().is_some();
+        [Mechanism::ScramSha256Plus, Mechanism::ScramSha1Plus, Mechanism::ScramSha256, Mechanism::ScramSha1, Mechanism::Plain]
+            .into_iter()
+            .filter(|m| plus || !m.is_plus())
+            .collect()
+    }
+
+    /// A top-level element before the session is bound.
+    pub(super) async fn on_negotiation(&mut self, bytes: &[u8]) -> Result<(), Exit> {
+        if matches!(self.state, State::Header) {
+            return Err(Exit::Error(StreamError::NotWellFormed, Some("stream header expected".into())));
+        }
+        let el = Element::parse(bytes, ns::CLIENT)?;
+        match (el.ns.as_str(), el.name.as_str()) {
+            (ns::TLS, "starttls") if self.user.is_none() && !self.io.is_tls() => self.on_starttls().await,
+            (ns::SASL, "auth") if self.user.is_none() && !matches!(self.state, State::Sasl(_)) => self.on_auth(&el).await,
+            (ns::SASL, "response") if matches!(self.state, State::Sasl(_)) => self.on_response(&el).await,
+            (ns::SASL, "abort") if matches!(self.state, State::Sasl(_)) => self.sasl_failure(Failure::Aborted).await,
+            (ns::CLIENT, "iq" | "message" | "presence") if self.user.is_some() => self.on_unbound_stanza(bytes, &el).await,
+            // §4.9.3.12: stanzas before authentication.
+            (ns::CLIENT, "iq" | "message" | "presence") => Err(Exit::Error(StreamError::NotAuthorized, None)),
+            _ => Err(Exit::Error(StreamError::UnsupportedStanzaType, Some(format!("unexpected <{}/>", el.name)))),
+        }
+    }
+
+    /// RFC 6120 §5.4.2: `<proceed/>`, then the TLS handshake and a stream
+    /// restart; anything sent in cleartext after `<starttls/>` is discarded.
+    async fn on_starttls(&mut self) -> Result<(), Exit> {
+        self.write(format!("<proceed xmlns='{}'/>", ns::TLS).as_bytes()).await?;
+        self.framer.reset();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        if !self.upgrade_tls(deadline).await {
+            return Err(Exit::Io);
+        }
+        self.state = State::Header;
+        Ok(())
+    }
+
+    async fn on_auth(&mut self, el: &Element) -> Result<(), Exit> {
+        let mech = el.attr("mechanism").and_then(Mechanism::from_name);
+        let secure = self.io.is_tls();
+        if !secure && !self.shared.config.auth.allow_plaintext {
+            // §6.5.4 encryption-required: TLS must come first (§5.3.1).
+            return self.sasl_failure(Failure::EncryptionRequired).await;
+        }
+        let Some(mech) = mech.filter(|m| self.offered_mechanisms().contains(m)) else {
+            // §6.5.8 invalid-mechanism.
+            return self.sasl_failure(Failure::InvalidMechanism).await;
+        };
+        let session = SaslSession::new(mech, Context { tls_exporter: self.exporter(), secure });
+        self.state = State::Sasl(Box::new(session));
+        self.sasl_step(&el.text()).await
+    }
+
+    async fn on_response(&mut self, el: &Element) -> Result<(), Exit> {
+        self.sasl_step(&el.text()).await
+    }
+
+    /// Decode (§6.4.2: "=" is an empty response) and run one SASL step.
+    async fn sasl_step(&mut self, text: &str) -> Result<(), Exit> {
+        let text = text.trim();
+        let data = if text == "=" {
+            Vec::new()
+        } else {
+            match B64.decode(text) {
+                Ok(d) => d,
+                Err(_) => return self.sasl_failure(Failure::IncorrectEncoding).await,
+            }
+        };
+        let State::Sasl(session) = &mut self.state else { return Ok(()) };
+        let store = self.shared.store.clone();
+        let host = self.host.clone();
+        let step = session.step(&data, &mut |user| store.get_credentials(user, &host).ok().flatten());
+        match step {
+            Step::Challenge(c) => {
+                let body = if c.is_empty() { String::new() } else { B64.encode(c) };
+                self.write(format!("<challenge xmlns='{}'>{body}</challenge>", ns::SASL).as_bytes()).await
+            }
+            Step::Success { username, additional } => {
+                let body = additional.map(|a| B64.encode(a)).unwrap_or_default();
+                self.write(format!("<success xmlns='{}'>{body}</success>", ns::SASL).as_bytes()).await?;
+                tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
+                self.user = Some(username);
+                // §6.4.6: the stream restarts.
+                self.framer.reset();
+                self.state = State::Header;
+                Ok(())
+            }
+            Step::Failure(f) => self.sasl_failure(f).await,
+        }
+    }
+
+    /// §6.4.5: `<failure/>`; after too many, the connection is closed.
+    async fn sasl_failure(&mut self, f: Failure) -> Result<(), Exit> {
+        self.state = State::Negotiating;
+        if f != Failure::Aborted {
+            self.auth_failures += 1;
+            tracing::info!(conn = self.id, peer = %self.peer, condition = f.condition(), "authentication failed");
+        }
+        self.write(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition()).as_bytes()).await?;
+        if self.auth_failures >= self.shared.config.limits.max_auth_failures {
+            return Err(Exit::Error(StreamError::PolicyViolation, Some("too many authentication failures".into())));
+        }
+        Ok(())
+    }
+
+    /// After authentication, before binding: only bind and session iqs.
+    async fn on_unbound_stanza(&mut self, bytes: &[u8], el: &Element) -> Result<(), Exit> {
+        let id = el.attr("id").unwrap_or("").to_string();
+        let set = el.name == "iq" && el.attr("type") == Some("set");
+        if set && el.child("bind", ns::BIND).is_some() {
+            return self.bind(&id, el.child("bind", ns::BIND).and_then(|b| b.child("resource", ns::BIND))).await;
+        }
+        if set && el.child("session", ns::SESSION).is_some() {
+            let reply = crate::stanza::iq_result(&id, None, "", None);
+            return self.write(reply.as_bytes()).await;
+        }
+        // RFC 6120 §7.1: nothing else before binding.
+        let head = StanzaHead::parse(bytes, ns::CLIENT)?;
+        if el.name == "iq" && matches!(el.attr("type"), Some("get" | "set")) {
+            let reply = crate::stanza::error_reply(&head, &self.host, "", StanzaError::NotAuthorized);
+            return self.write(&reply).await;
+        }
+        Ok(())
+    }
+
+    /// RFC 6120 §7.6: bind a client-chosen or generated resource. A session
+    /// already bound to the same full JID is replaced and closed with
+    /// `<conflict/>` (§7.7.2.2, the policy ejabberd and Prosody use).
+    async fn bind(&mut self, id: &str, resource: Option<&Element>) -> Result<(), Exit> {
+        let user = self.user.clone().unwrap_or_default();
+        let requested = resource.map(|r| r.text()).filter(|r| !r.trim().is_empty());
+        let resource = requested.unwrap_or_else(|| {
+            let n: u64 = rand::thread_rng().gen();
+            format!("xmppd-{n:016x}")
+        });
+        let jid = match Jid::parse(&format!("{user}@{}/{resource}", self.host)) {
+            Ok(j) => j,
+            Err(_) => {
+                // §7.7.2.1: a resource that cannot be processed is bad-request.
+                let head = StanzaHead { name: "iq".into(), ns: ns::CLIENT.into(), attrs: vec![("id".into(), id.into())], head_len: 0, empty: true };
+                let reply = crate::stanza::error_reply(&head, &self.host, "", StanzaError::BadRequest);
+                return self.write(&reply).await;
+            }
+        };
+        let (tx, rx) = mpsc::channel(self.shared.config.limits.outbound_queue);
+        let handle = Arc::new(SessionHandle::new(self.id, jid.clone(), tx));
+        if let Some(old) = self.shared.router.bind(handle.clone()) {
+            old.request_close(StreamError::Conflict, Some("replaced by a new connection".into()));
+        }
+        self.session = Some(handle);
+        self.rx = Some(rx);
+        self.state = State::Bound;
+        let payload = Element::new("bind", ns::BIND).with_child(Element::new("jid", ns::BIND).with_text(jid.to_string()));
+        let reply = crate::stanza::iq_result(id, None, &jid.to_string(), Some(payload));
+        tracing::debug!(conn = self.id, jid = %jid, "bound");
+        self.write(reply.as_bytes()).await
+    }
+}

@@ -1,0 +1,27 @@
+//! RFC 3921 §3 session establishment, a no-op kept for old clients
+//! (RFC 6121 appendix E): advertised as `<optional/>`, answered with a result.
+
+use super::{IqAnswer, IqRequest, Module, Modules};
+use crate::stanza::StanzaError;
+use crate::xml::ns;
+
+/// urn:ietf:params:xml:ns:xmpp-session.
+pub struct Session;
+
+impl Module for Session {
+    fn namespaces(&self) -> &'static [&'static str] {
+        &[ns::SESSION]
+    }
+
+    fn features(&self) -> &'static [&'static str] {
+        &[] // a stream feature, not a disco feature
+    }
+
+    fn handle(&self, req: &IqRequest<'_>, _ctx: &Modules) -> IqAnswer {
+        if req.set {
+            Ok(None)
+        } else {
+            Err(StanzaError::BadRequest)
+        }
+    }
+}

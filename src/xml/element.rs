@@ -1,0 +1,335 @@
+//! A small element tree for what the server reads (negotiation elements and
+//! stanzas addressed to it) and builds (replies, errors).
+
+use super::framer::XmlError;
+use super::ns;
+use quick_xml::events::{BytesStart, Event as QEvent};
+use quick_xml::Reader;
+
+/// An element with its resolved namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Element {
+    /// Local name (prefix removed).
+    pub name: String,
+    /// Resolved namespace URI.
+    pub ns: String,
+    /// Attributes other than the default `xmlns`, values unescaped.
+    pub attrs: Vec<(String, String)>,
+    /// Child elements and text.
+    pub children: Vec<Node>,
+}
+
+/// A child of an element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// A child element.
+    Element(Element),
+    /// Character data, unescaped.
+    Text(String),
+}
+
+/// Namespace scopes while reading: (default ns, prefix bindings) per level.
+#[derive(Default)]
+pub(crate) struct Scopes {
+    stack: Vec<(String, Vec<(String, String)>)>,
+}
+
+impl Scopes {
+    pub(crate) fn new(default_ns: &str) -> Scopes {
+        Scopes { stack: vec![(default_ns.to_string(), Vec::new())] }
+    }
+
+    /// Enter an element: returns (local name, namespace, attributes).
+    pub(crate) fn enter(&mut self, start: &BytesStart<'_>) -> Result<(String, String, Vec<(String, String)>), XmlError> {
+        let (mut default, _) = self.stack.last().cloned().unwrap_or_default();
+        let mut prefixes = Vec::new();
+        let mut attrs = Vec::new();
+        for a in start.attributes().with_checks(true) {
+            let a = a.map_err(|_| XmlError::NotWellFormed("bad attribute"))?;
+            let key = std::str::from_utf8(a.key.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+            let value = a.unescape_value().map_err(|_| XmlError::Restricted("unknown entity reference"))?;
+            check_chars(&value)?;
+            if key == "xmlns" {
+                default = value.into_owned();
+            } else {
+                if let Some(p) = key.strip_prefix("xmlns:") {
+                    prefixes.push((p.to_string(), value.to_string()));
+                }
+                attrs.push((key.to_string(), value.into_owned()));
+            }
+        }
+        let qname = std::str::from_utf8(start.name().as_ref())
+            .map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?
+            .to_string();
+        let (local, ns) = match qname.split_once(':') {
+            Some((p, l)) => {
+                let ns = prefixes
+                    .iter()
+                    .rev()
+                    .chain(self.stack.iter().rev().flat_map(|(_, p)| p.iter().rev()))
+                    .find(|(k, _)| k == p)
+                    .map(|(_, v)| v.clone())
+                    .ok_or(XmlError::NotWellFormed("undeclared namespace prefix"))?;
+                (l.to_string(), ns)
+            }
+            None => (qname, default.clone()),
+        };
+        self.stack.push((default, prefixes));
+        Ok((local, ns, attrs))
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.stack.pop();
+    }
+}
+
+/// XML 1.0 §2.2 Char: rejects control characters that arrive as references.
+pub(crate) fn check_chars(s: &str) -> Result<(), XmlError> {
+    if s.chars().any(|c| (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    {
+        return Err(XmlError::NotWellFormed("invalid character"));
+    }
+    Ok(())
+}
+
+/// A quick-xml reader over one complete element.
+pub(crate) fn reader(bytes: &[u8]) -> Result<Reader<&[u8]>, XmlError> {
+    std::str::from_utf8(bytes).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+    let mut r = Reader::from_reader(bytes);
+    r.config_mut().check_end_names = true;
+    Ok(r)
+}
+
+impl Element {
+    /// A new empty element.
+    pub fn new(name: &str, ns: &str) -> Element {
+        Element { name: name.into(), ns: ns.into(), attrs: Vec::new(), children: Vec::new() }
+    }
+
+    /// Builder: add an attribute.
+    pub fn with_attr(mut self, k: &str, v: impl Into<String>) -> Element {
+        self.set_attr(k, v);
+        self
+    }
+
+    /// Builder: add a child.
+    pub fn with_child(mut self, c: Element) -> Element {
+        self.children.push(Node::Element(c));
+        self
+    }
+
+    /// Builder: add text.
+    pub fn with_text(mut self, t: impl Into<String>) -> Element {
+        self.children.push(Node::Text(t.into()));
+        self
+    }
+
+    /// Set or replace an attribute.
+    pub fn set_attr(&mut self, k: &str, v: impl Into<String>) {
+        let v = v.into();
+        match self.attrs.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v,
+            None => self.attrs.push((k.to_string(), v)),
+        }
+    }
+
+    /// Remove an attribute.
+    pub fn remove_attr(&mut self, k: &str) {
+        self.attrs.retain(|(key, _)| key != k);
+    }
+
+    /// An attribute's value.
+    pub fn attr(&self, k: &str) -> Option<&str> {
+        self.attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether this is `name` in `ns`.
+    pub fn is(&self, name: &str, ns: &str) -> bool {
+        self.name == name && self.ns == ns
+    }
+
+    /// Child elements.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|c| match c {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// The first child `name` in `ns`.
+    pub fn child(&self, name: &str, ns: &str) -> Option<&Element> {
+        self.elements().find(|e| e.is(name, ns))
+    }
+
+    /// Concatenated text children.
+    pub fn text(&self) -> String {
+        self.children
+            .iter()
+            .filter_map(|c| match c {
+                Node::Text(t) => Some(t.as_str()),
+                Node::Element(_) => None,
+            })
+            .collect()
+    }
+
+    /// Parse one complete element; `default_ns` is the stream's (jabber:client).
+    pub fn parse(bytes: &[u8], default_ns: &str) -> Result<Element, XmlError> {
+        let mut r = reader(bytes)?;
+        let mut scopes = Scopes::new(default_ns);
+        let mut stack: Vec<Element> = Vec::new();
+        loop {
+            let ev = r.read_event().map_err(|_| XmlError::NotWellFormed("malformed element"))?;
+            match ev {
+                QEvent::Start(s) => {
+                    let (name, ns, attrs) = scopes.enter(&s)?;
+                    stack.push(Element { name, ns, attrs, children: Vec::new() });
+                }
+                QEvent::Empty(s) => {
+                    let (name, ns, attrs) = scopes.enter(&s)?;
+                    scopes.leave();
+                    let e = Element { name, ns, attrs, children: Vec::new() };
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(Node::Element(e)),
+                        None => return finish(Some(e), &mut r),
+                    }
+                }
+                QEvent::End(_) => {
+                    scopes.leave();
+                    let e = stack.pop().ok_or(XmlError::NotWellFormed("unbalanced end tag"))?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(Node::Element(e)),
+                        None => return finish(Some(e), &mut r),
+                    }
+                }
+                QEvent::Text(t) => {
+                    let s = t.unescape().map_err(|_| XmlError::Restricted("unknown entity reference"))?;
+                    check_chars(&s)?;
+                    match stack.last_mut() {
+                        Some(p) => push_text(p, &s),
+                        None if s.trim().is_empty() => {}
+                        None => return Err(XmlError::NotWellFormed("text outside the element")),
+                    }
+                }
+                QEvent::CData(c) => {
+                    let s = std::str::from_utf8(&c).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+                    check_chars(s)?;
+                    let p = stack.last_mut().ok_or(XmlError::NotWellFormed("CDATA outside the element"))?;
+                    push_text(p, s);
+                }
+                QEvent::Eof => return Err(XmlError::NotWellFormed("unexpected end of element")),
+                QEvent::Comment(_) | QEvent::DocType(_) | QEvent::PI(_) | QEvent::Decl(_) => {
+                    return Err(XmlError::Restricted("comments, PIs and DTDs are not allowed"));
+                }
+            }
+        }
+    }
+
+    /// Serialise, declaring `xmlns` where it differs from `parent_ns`.
+    pub fn write_to(&self, out: &mut String, parent_ns: &str) {
+        out.push('<');
+        out.push_str(&self.name);
+        if self.ns != parent_ns {
+            out.push_str(" xmlns='");
+            out.push_str(&super::escape(&self.ns));
+            out.push('\'');
+        }
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("='");
+            out.push_str(&super::escape(v));
+            out.push('\'');
+        }
+        if self.children.is_empty() {
+            out.push_str("/>");
+            return;
+        }
+        out.push('>');
+        for c in &self.children {
+            match c {
+                Node::Element(e) => e.write_to(out, &self.ns),
+                Node::Text(t) => out.push_str(&super::escape(t)),
+            }
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+
+    /// Serialise as a top-level element of a client stream.
+    pub fn to_client_string(&self) -> String {
+        let mut s = String::with_capacity(128);
+        self.write_to(&mut s, ns::CLIENT);
+        s
+    }
+}
+
+fn push_text(p: &mut Element, s: &str) {
+    if let Some(Node::Text(t)) = p.children.last_mut() {
+        t.push_str(s);
+    } else {
+        p.children.push(Node::Text(s.to_string()));
+    }
+}
+
+fn finish(e: Option<Element>, r: &mut Reader<&[u8]>) -> Result<Element, XmlError> {
+    // Only whitespace may follow the element.
+    loop {
+        match r.read_event().map_err(|_| XmlError::NotWellFormed("malformed element"))? {
+            QEvent::Eof => return e.ok_or(XmlError::NotWellFormed("no element")),
+            QEvent::Text(t) if t.iter().all(|b| b.is_ascii_whitespace()) => {}
+            _ => return Err(XmlError::NotWellFormed("content after the element")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_namespaces() {
+        let e = Element::parse(
+            b"<iq type='get' id='a&amp;b'><query xmlns='jabber:iq:roster'><item jid='x'/>t<![CDATA[<c>]]></query>\
+              <p:x xmlns:p='urn:p'/></iq>",
+            ns::CLIENT,
+        )
+        .unwrap();
+        assert!(e.is("iq", ns::CLIENT));
+        assert_eq!(e.attr("id"), Some("a&b"));
+        let q = e.child("query", ns::ROSTER).unwrap();
+        assert_eq!(q.child("item", ns::ROSTER).unwrap().attr("jid"), Some("x"));
+        assert_eq!(q.text(), "t<c>");
+        assert!(e.child("x", "urn:p").is_some());
+    }
+
+    #[test]
+    fn roundtrip() {
+        let e = Element::new("message", ns::CLIENT)
+            .with_attr("to", "a'b")
+            .with_child(Element::new("body", ns::CLIENT).with_text("1 < 2 & 3"))
+            .with_child(Element::new("ping", ns::PING));
+        let s = e.to_client_string();
+        assert_eq!(
+            s,
+            "<message to='a&apos;b'><body>1 &lt; 2 &amp; 3</body><ping xmlns='urn:xmpp:ping'/></message>"
+        );
+        assert_eq!(Element::parse(s.as_bytes(), ns::CLIENT).unwrap(), e);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            &b"<a><b></a>"[..],
+            b"<a>&ent;</a>",
+            b"<a x='1' x='2'/>",
+            b"<p:a/>",
+            b"<a>&#1;</a>",
+            b"<a>\xff</a>",
+            b"<a/><b/>",
+            b"<a>",
+        ] {
+            assert!(Element::parse(bad, ns::CLIENT).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

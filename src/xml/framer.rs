@@ -1,0 +1,394 @@
+//! Incremental framing of an XMPP stream (RFC 6120 §4) over received bytes.
+//!
+//! The framer does no I/O: [`Framer::feed`] appends bytes, [`Framer::next`]
+//! returns the next complete [`Event`] or `None` when more data is needed.
+//! It tracks only tags, quotes and depth; each complete top-level element is
+//! then checked for well-formedness by quick-xml (see [`super::head`]).
+//! Only the partial element at the end is kept: when everything received has
+//! been framed, the buffer is released so an idle connection holds none.
+
+/// What the framer found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The stream header's start tag, `<stream:stream ...>` (RFC 6120 §4.7).
+    StreamOpen(Vec<u8>),
+    /// One complete top-level element (a stanza or a negotiation element).
+    Stanza(Vec<u8>),
+    /// `</stream:stream>` (RFC 6120 §4.4).
+    StreamClose,
+}
+
+/// Why the stream cannot go on; each maps to an RFC 6120 §4.9.3 condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// `<not-well-formed/>` (§4.9.3.13).
+    #[error("not well-formed: {0}")]
+    NotWellFormed(&'static str),
+    /// `<restricted-xml/>` (§4.9.3.18, §11.1): comments, PIs, DTDs, entities.
+    #[error("restricted XML: {0}")]
+    Restricted(&'static str),
+    /// `<policy-violation/>` (§4.9.3.15): a size or depth limit.
+    #[error("policy violation: {0}")]
+    PolicyViolation(&'static str),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    /// Character data (or whitespace between elements).
+    Text,
+    /// Just after `<`.
+    Lt,
+    /// Inside a start or end tag.
+    Tag { quote: u8, end: bool, slash: bool },
+    /// Inside the `<?xml ...?>` declaration before the stream header.
+    Decl { question: bool },
+    /// After `<!`, matching `[CDATA[`.
+    Bang(u8),
+    /// Inside a CDATA section; counts trailing `]`.
+    Cdata(u8),
+}
+
+/// The incremental framer.
+#[derive(Debug)]
+pub struct Framer {
+    buf: Vec<u8>,
+    /// Bytes before this index are framed and can be dropped.
+    consumed: usize,
+    /// Next byte to scan.
+    pos: usize,
+    state: State,
+    /// 0 before the stream header, 1 inside the stream, more inside a stanza.
+    depth: usize,
+    /// Start of the current tag.
+    tag_start: usize,
+    /// Start of the current top-level element.
+    stanza_start: usize,
+    /// A top-level element has started and not yet ended.
+    in_stanza: bool,
+    /// The stream was closed; later bytes are ignored.
+    closed: bool,
+    max_stanza: usize,
+    max_depth: usize,
+}
+
+const CDATA: &[u8] = b"[CDATA[";
+
+impl Framer {
+    /// A framer with a stanza size limit (bytes) and a depth limit (levels
+    /// below the stanza element).
+    pub fn new(max_stanza: usize, max_depth: usize) -> Framer {
+        Framer {
+            buf: Vec::new(),
+            consumed: 0,
+            pos: 0,
+            state: State::Text,
+            depth: 0,
+            tag_start: 0,
+            stanza_start: 0,
+            in_stanza: false,
+            closed: false,
+            max_stanza,
+            max_depth,
+        }
+    }
+
+    /// Forget everything: a stream restart (RFC 6120 §5.4.3.3, §6.4.6).
+    pub fn reset(&mut self) {
+        *self = Framer::new(self.max_stanza, self.max_depth);
+    }
+
+    /// Bytes held (partial element), for memory accounting.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+
+    /// Append received bytes.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.closed {
+            return;
+        }
+        if self.consumed > 0 {
+            self.buf.drain(..self.consumed);
+            self.pos -= self.consumed;
+            self.tag_start = self.tag_start.saturating_sub(self.consumed);
+            self.stanza_start = self.stanza_start.saturating_sub(self.consumed);
+            self.consumed = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete event, `Ok(None)` when more bytes are needed.
+    pub fn next(&mut self) -> Result<Option<Event>, XmlError> {
+        while self.pos < self.buf.len() && !self.closed {
+            let i = self.pos;
+            let b = self.buf[i];
+            self.pos += 1;
+            // RFC 6120 §11.1 / XML 1.0 §2.2: no control characters.
+            if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') {
+                return Err(XmlError::NotWellFormed("control character"));
+            }
+            if let Some(ev) = self.step(i, b)? {
+                self.release_if_idle();
+                return Ok(Some(ev));
+            }
+            self.check_size(i)?;
+        }
+        self.release_if_idle();
+        Ok(None)
+    }
+
+    fn check_size(&self, i: usize) -> Result<(), XmlError> {
+        let start = if self.in_stanza {
+            self.stanza_start
+        } else if !matches!(self.state, State::Text) {
+            self.tag_start
+        } else {
+            return Ok(());
+        };
+        if i + 1 - start > self.max_stanza {
+            return Err(XmlError::PolicyViolation("stanza too large"));
+        }
+        Ok(())
+    }
+
+    fn release_if_idle(&mut self) {
+        if matches!(self.state, State::Text) && self.depth <= 1 && self.pos == self.buf.len() {
+            // Nothing partial is held: drop the buffer (DESIGN.md: no read
+            // buffer held while idle).
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.consumed = 0;
+            self.tag_start = 0;
+            self.stanza_start = 0;
+        }
+    }
+
+    fn step(&mut self, i: usize, b: u8) -> Result<Option<Event>, XmlError> {
+        match self.state {
+            State::Text => {
+                if b == b'<' {
+                    self.tag_start = i;
+                    self.state = State::Lt;
+                } else if self.depth <= 1 {
+                    if !b.is_ascii_whitespace() {
+                        return Err(XmlError::NotWellFormed("character data outside a stanza"));
+                    }
+                    // Whitespace keepalive (RFC 6120 §4.6.1): consumed.
+                    self.consumed = i + 1;
+                }
+            }
+            State::Lt => match b {
+                b'/' => self.state = State::Tag { quote: 0, end: true, slash: false },
+                b'?' => {
+                    if self.depth == 0 {
+                        self.state = State::Decl { question: false };
+                    } else {
+                        return Err(XmlError::Restricted("processing instructions are not allowed"));
+                    }
+                }
+                b'!' => {
+                    if self.depth >= 2 {
+                        self.state = State::Bang(0);
+                    } else {
+                        return Err(XmlError::Restricted("comments and DTDs are not allowed"));
+                    }
+                }
+                b'>' | b'<' | b' ' | b'\t' | b'\r' | b'\n' | b'=' | b'"' | b'\'' => {
+                    return Err(XmlError::NotWellFormed("invalid tag"));
+                }
+                _ => {
+                    if self.depth == 1 {
+                        self.stanza_start = self.tag_start;
+                        self.in_stanza = true;
+                    }
+                    self.state = State::Tag { quote: 0, end: false, slash: false };
+                }
+            },
+            State::Tag { quote, end, slash } => {
+                if quote != 0 {
+                    if b == quote {
+                        self.state = State::Tag { quote: 0, end, slash: false };
+                    } else if b == b'<' {
+                        return Err(XmlError::NotWellFormed("'<' in attribute value"));
+                    }
+                } else if b == b'"' || b == b'\'' {
+                    self.state = State::Tag { quote: b, end, slash: false };
+                } else if b == b'<' {
+                    return Err(XmlError::NotWellFormed("'<' inside a tag"));
+                } else if b == b'>' {
+                    self.state = State::Text;
+                    return self.tag_done(i, end, slash);
+                } else if !b.is_ascii_whitespace() {
+                    self.state = State::Tag { quote: 0, end, slash: b == b'/' };
+                }
+            }
+            State::Decl { question } => {
+                if question && b == b'>' {
+                    self.state = State::Text;
+                    self.consumed = i + 1;
+                } else {
+                    self.state = State::Decl { question: b == b'?' };
+                }
+            }
+            State::Bang(n) => {
+                if b == CDATA[n as usize] {
+                    self.state = if n as usize + 1 == CDATA.len() { State::Cdata(0) } else { State::Bang(n + 1) };
+                } else if n == 0 {
+                    return Err(XmlError::Restricted("comments and DTDs are not allowed"));
+                } else {
+                    return Err(XmlError::NotWellFormed("bad CDATA section"));
+                }
+            }
+            State::Cdata(n) => {
+                self.state = match (b, n) {
+                    (b']', _) => State::Cdata((n + 1).min(2)),
+                    (b'>', 2) => State::Text,
+                    _ => State::Cdata(0),
+                };
+            }
+        }
+        Ok(None)
+    }
+
+    fn tag_done(&mut self, i: usize, end: bool, slash: bool) -> Result<Option<Event>, XmlError> {
+        if end {
+            match self.depth {
+                0 => return Err(XmlError::NotWellFormed("end tag before the stream header")),
+                1 => {
+                    // RFC 6120 §4.4: the closing stream tag.
+                    self.depth = 0;
+                    self.closed = true;
+                    self.consumed = i + 1;
+                    return Ok(Some(Event::StreamClose));
+                }
+                2 => {
+                    self.depth = 1;
+                    return Ok(Some(self.take_stanza(i)));
+                }
+                _ => self.depth -= 1,
+            }
+        } else if slash {
+            match self.depth {
+                0 => return Err(XmlError::NotWellFormed("empty stream header")),
+                1 => return Ok(Some(self.take_stanza(i))),
+                _ => {}
+            }
+        } else if self.depth == 0 {
+            self.depth = 1;
+            let tag = self.buf[self.tag_start..=i].to_vec();
+            self.consumed = i + 1;
+            return Ok(Some(Event::StreamOpen(tag)));
+        } else {
+            self.depth += 1;
+            if self.depth - 1 > self.max_depth {
+                return Err(XmlError::PolicyViolation("elements nested too deeply"));
+            }
+        }
+        Ok(None)
+    }
+
+    fn take_stanza(&mut self, i: usize) -> Event {
+        let bytes = self.buf[self.stanza_start..=i].to_vec();
+        self.consumed = i + 1;
+        self.in_stanza = false;
+        Event::Stanza(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(f: &mut Framer) -> Result<Vec<Event>, XmlError> {
+        let mut v = Vec::new();
+        while let Some(e) = f.next()? {
+            v.push(e);
+        }
+        Ok(v)
+    }
+
+    const STREAM: &[u8] = b"<?xml version='1.0'?><stream:stream to='x' xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' version='1.0'> \
+        <message to='a@x'><body>hi &amp; a&gt;b</body></message>\n<presence/>\
+        <iq type='get' id='1'><q a='>'/><![CDATA[ <x> ]] ]]></iq></stream:stream>";
+
+    fn expected() -> Vec<Event> {
+        vec![
+            Event::StreamOpen(
+                b"<stream:stream to='x' xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+                    .to_vec(),
+            ),
+            Event::Stanza(b"<message to='a@x'><body>hi &amp; a&gt;b</body></message>".to_vec()),
+            Event::Stanza(b"<presence/>".to_vec()),
+            Event::Stanza(b"<iq type='get' id='1'><q a='>'/><![CDATA[ <x> ]] ]]></iq>".to_vec()),
+            Event::StreamClose,
+        ]
+    }
+
+    #[test]
+    fn frames_whole_stream() {
+        let mut f = Framer::new(1 << 16, 16);
+        f.feed(STREAM);
+        assert_eq!(all(&mut f).unwrap(), expected());
+    }
+
+    #[test]
+    fn any_split_gives_same_events() {
+        for split in 1..STREAM.len() {
+            let mut f = Framer::new(1 << 16, 16);
+            let mut got = Vec::new();
+            for chunk in STREAM.chunks(split) {
+                f.feed(chunk);
+                got.extend(all(&mut f).unwrap());
+            }
+            assert_eq!(got, expected(), "chunk size {split}");
+        }
+    }
+
+    #[test]
+    fn releases_buffer_when_idle() {
+        let mut f = Framer::new(1 << 16, 16);
+        f.feed(&STREAM[..STREAM.len() - 20]);
+        all(&mut f).unwrap();
+        assert!(f.buffered() > 0);
+        let mut f = Framer::new(1 << 16, 16);
+        f.feed(b"<stream:stream>  <presence/> ");
+        all(&mut f).unwrap();
+        assert_eq!(f.buffered(), 0);
+        assert_eq!(f.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn rejects_restricted_xml() {
+        for bad in [&b"<stream:stream><!DOCTYPE x>"[..], b"<stream:stream><m><!-- c --></m>", b"<stream:stream><?pi x?>"] {
+            let mut f = Framer::new(1 << 16, 16);
+            f.feed(bad);
+            assert!(matches!(all(&mut f), Err(XmlError::Restricted(_))), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn rejects_not_well_formed() {
+        for bad in [&b"hello"[..], b"<stream:stream>text", b"<stream:stream><a b='<'>", b"<stream:stream><a\x01>"] {
+            let mut f = Framer::new(1 << 16, 16);
+            f.feed(bad);
+            assert!(matches!(all(&mut f), Err(XmlError::NotWellFormed(_))), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn enforces_limits() {
+        let mut f = Framer::new(1024, 16);
+        f.feed(b"<stream:stream><message><body>");
+        f.feed(&[b'a'; 2000]);
+        assert_eq!(all(&mut f), Err(XmlError::PolicyViolation("stanza too large")));
+        let mut f = Framer::new(1 << 16, 3);
+        f.feed(b"<stream:stream><a><b><c><d><e>");
+        assert_eq!(all(&mut f), Err(XmlError::PolicyViolation("elements nested too deeply")));
+        let mut f = Framer::new(1024, 16);
+        f.feed(b"<stream:stream ");
+        f.feed(&[b' '; 2000]);
+        assert!(matches!(all(&mut f), Err(XmlError::PolicyViolation(_))));
+    }
+}

@@ -1,0 +1,143 @@
+//! A validating pass over a complete stanza that builds no tree: it checks
+//! well-formedness (RFC 6120 §11.1, XML 1.0) and returns the start tag's
+//! name and attributes, so a routed stanza can be forwarded as bytes with
+//! only its start tag rewritten (RFC 6120 §8.1.2.1: the server stamps `from`).
+
+use super::element::{check_chars, reader, Scopes};
+use super::framer::XmlError;
+use quick_xml::events::Event as QEvent;
+
+/// The top element of a stanza.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StanzaHead {
+    /// Local name.
+    pub name: String,
+    /// Resolved namespace.
+    pub ns: String,
+    /// Attributes (unescaped), without the default `xmlns`.
+    pub attrs: Vec<(String, String)>,
+    /// Byte length of the start tag, including its `>`.
+    pub head_len: usize,
+    /// Whether the start tag is an empty-element tag (`<x/>`).
+    pub empty: bool,
+}
+
+impl StanzaHead {
+    /// Validate `bytes` (one complete element) and return its head.
+    pub fn parse(bytes: &[u8], default_ns: &str) -> Result<StanzaHead, XmlError> {
+        let mut r = reader(bytes)?;
+        let mut scopes = Scopes::new(default_ns);
+        let mut head: Option<StanzaHead> = None;
+        let mut depth = 0usize;
+        loop {
+            let ev = r.read_event().map_err(|_| XmlError::NotWellFormed("malformed element"))?;
+            let is_empty = matches!(ev, QEvent::Empty(_));
+            match ev {
+                QEvent::Start(s) | QEvent::Empty(s) => {
+                    if head.is_some() && depth == 0 {
+                        return Err(XmlError::NotWellFormed("content after the element"));
+                    }
+                    let (name, ns, attrs) = scopes.enter(&s)?;
+                    if head.is_none() {
+                        head = Some(StanzaHead { name, ns, attrs, head_len: r.buffer_position() as usize, empty: is_empty });
+                    }
+                    if is_empty {
+                        scopes.leave();
+                    } else {
+                        depth += 1;
+                    }
+                }
+                QEvent::End(_) => {
+                    scopes.leave();
+                    depth = depth.checked_sub(1).ok_or(XmlError::NotWellFormed("unbalanced end tag"))?;
+                }
+                QEvent::Text(t) => {
+                    let s = t.unescape().map_err(|_| XmlError::Restricted("unknown entity reference"))?;
+                    check_chars(&s)?;
+                    if depth == 0 && !s.trim().is_empty() {
+                        return Err(XmlError::NotWellFormed("text outside the element"));
+                    }
+                }
+                QEvent::CData(c) => {
+                    check_chars(std::str::from_utf8(&c).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?)?;
+                }
+                QEvent::Eof => {
+                    return match (head, depth) {
+                        (Some(h), 0) => Ok(h),
+                        _ => Err(XmlError::NotWellFormed("unexpected end of element")),
+                    };
+                }
+                QEvent::Comment(_) | QEvent::DocType(_) | QEvent::PI(_) | QEvent::Decl(_) => {
+                    return Err(XmlError::Restricted("comments, PIs and DTDs are not allowed"));
+                }
+            }
+        }
+    }
+
+    /// An attribute's value.
+    pub fn attr(&self, k: &str) -> Option<&str> {
+        self.attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    /// Rebuild the stanza with `from` (and optionally `to`) replaced,
+    /// copying everything after the start tag as it was.
+    pub fn rewrite(&self, bytes: &[u8], from: &str, to: Option<&str>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len() + from.len() + 16);
+        out.push(b'<');
+        out.extend_from_slice(self.name.as_bytes());
+        if self.ns != super::ns::CLIENT {
+            push_attr(&mut out, "xmlns", &self.ns);
+        }
+        for (k, v) in &self.attrs {
+            if k == "from" || (k == "to" && to.is_some()) {
+                continue;
+            }
+            push_attr(&mut out, k, v);
+        }
+        if let Some(to) = to {
+            push_attr(&mut out, "to", to);
+        }
+        push_attr(&mut out, "from", from);
+        out.extend_from_slice(if self.empty { b"/>" } else { b">" });
+        out.extend_from_slice(&bytes[self.head_len.min(bytes.len())..]);
+        out
+    }
+}
+
+fn push_attr(out: &mut Vec<u8>, k: &str, v: &str) {
+    out.push(b' ');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"='");
+    out.extend_from_slice(super::escape(v).as_bytes());
+    out.push(b'\'');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::ns;
+
+    #[test]
+    fn head_and_rewrite() {
+        let b = b"<message to='b@x' from='evil@x' type=\"chat\" id='a&amp;'><body>hi</body></message>";
+        let h = StanzaHead::parse(b, ns::CLIENT).unwrap();
+        assert_eq!(h.name, "message");
+        assert_eq!(h.attr("id"), Some("a&"));
+        let out = h.rewrite(b, "a@x/r", None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<message to='b@x' type='chat' id='a&amp;' from='a@x/r'><body>hi</body></message>"
+        );
+        let e = b"<presence/>";
+        let h = StanzaHead::parse(e, ns::CLIENT).unwrap();
+        assert!(h.empty);
+        assert_eq!(String::from_utf8(h.rewrite(e, "a@x", Some("b@x"))).unwrap(), "<presence to='b@x' from='a@x'/>");
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [&b"<a><b></a>"[..], b"<a>&x;</a>", b"<a/><b/>", b"<a b='1' b='2'/>", b"<a>\xc3</a>"] {
+            assert!(StanzaHead::parse(bad, ns::CLIENT).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Test harness: `start_server()` runs xmppd in-process on port 0 with a
+//! temporary data dir; `TestClient` speaks raw XML over TCP or TLS.
+#![allow(dead_code)]
+
+use base64::Engine;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use xmppd::config::{Config, ListenKind};
+use xmppd::server::{Server, Shared};
+use xmppd::storage::sqlite::SqliteStore;
+
+pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running in-process server.
+pub struct TestServer {
+    pub shared: Arc<Shared>,
+    pub c2s: SocketAddr,
+    pub direct_tls: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("data/tls/ca.pem")
+    }
+
+    /// Register an account directly in the store.
+    pub fn register(&self, user: &str, pass: &str) {
+        let creds = xmppd::sasl::derive_credentials(pass, 4096);
+        self.shared.store.create_account(user, "localhost", &creds).unwrap();
+    }
+
+    pub async fn stop(self) {
+        self.shared.shutdown.cancel();
+        let _ = tokio::time::timeout(TIMEOUT, self.task).await;
+    }
+}
+
+/// Start a server with `extra` TOML appended to a base config.
+pub async fn start_server_with(extra: &str) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let toml = format!(
+        "hosts = [\"localhost\", \"example.org\"]\ndata_dir = \"{}\"\n{extra}\n\
+         [[listen]]\nkind = \"c2s\"\naddress = \"127.0.0.1:0\"\n\
+         [[listen]]\nkind = \"c2s_direct_tls\"\naddress = \"127.0.0.1:0\"\n",
+        data.display()
+    );
+    let config = Config::parse(&toml, "test").unwrap();
+    let store = SqliteStore::open(&config.data_dir).unwrap();
+    let server = Server::bind(config, Arc::new(store)).await.unwrap();
+    let addrs = server.local_addrs();
+    let c2s = addrs.iter().find(|(k, _)| *k == ListenKind::C2s).unwrap().1;
+    let direct_tls = addrs.iter().find(|(k, _)| *k == ListenKind::C2sDirectTls).unwrap().1;
+    let shared = server.shared.clone();
+    let task = tokio::spawn(async move {
+        server.run().await.unwrap();
+    });
+    TestServer { shared, c2s, direct_tls, dir, task }
+}
+
+pub async fn start_server() -> TestServer {
+    start_server_with("").await
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A raw-XML client.
+pub struct TestClient {
+    io: Option<Box<dyn Io>>,
+    tls: Option<tokio_rustls::client::TlsStream<TcpStream>>,
+    buf: String,
+    pub jid: String,
+}
+
+pub fn tls_connector(ca: &PathBuf) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+pub const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' \
+     xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+
+impl TestClient {
+    pub async fn connect(addr: SocketAddr) -> TestClient {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        TestClient { io: Some(Box::new(tcp)), tls: None, buf: String::new(), jid: String::new() }
+    }
+
+    /// Connect with direct TLS (XEP-0368).
+    pub async fn connect_tls(addr: SocketAddr, ca: &PathBuf) -> TestClient {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
+        TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new() }
+    }
+
+    fn stream(&mut self) -> &mut (dyn Io + '_) {
+        match (&mut self.io, &mut self.tls) {
+            (_, Some(t)) => t,
+            (Some(io), None) => io.as_mut(),
+            _ => unreachable!(),
+        }
+    }
+
+    pub async fn send(&mut self, s: &str) {
+        let st = self.stream();
+        st.write_all(s.as_bytes()).await.unwrap();
+        st.flush().await.unwrap();
+    }
+
+    pub async fn send_bytes(&mut self, b: &[u8]) {
+        let st = self.stream();
+        let _ = st.write_all(b).await;
+        let _ = st.flush().await;
+    }
+
+    /// Read until `pat` appears; returns everything up to and including it.
+    pub async fn expect(&mut self, pat: &str) -> String {
+        match self.try_expect(pat, TIMEOUT).await {
+            Some(s) => s,
+            None => panic!("timed out waiting for {pat:?}; got {:?}", self.buf),
+        }
+    }
+
+    pub async fn try_expect(&mut self, pat: &str, t: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + t;
+        loop {
+            if let Some(i) = self.buf.find(pat) {
+                let rest = self.buf.split_off(i + pat.len());
+                return Some(std::mem::replace(&mut self.buf, rest));
+            }
+            let mut b = [0u8; 8192];
+            let n = match tokio::time::timeout_at(deadline, self.stream().read(&mut b)).await {
+                Ok(Ok(n)) => n,
+                _ => return None,
+            };
+            if n == 0 {
+                return None;
+            }
+            self.buf.push_str(&String::from_utf8_lossy(&b[..n]));
+        }
+    }
+
+    /// Whatever arrives within `t` (for asserting that nothing arrives).
+    pub async fn drain(&mut self, t: Duration) -> String {
+        let _ = self.try_expect("\u{0}never", t).await;
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Wait for the server to close the connection; returns what it sent.
+    pub async fn expect_closed(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let mut b = [0u8; 8192];
+            match tokio::time::timeout_at(deadline, self.stream().read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return std::mem::take(&mut self.buf),
+                Ok(Ok(n)) => self.buf.push_str(&String::from_utf8_lossy(&b[..n])),
+                Err(_) => panic!("connection not closed; got {:?}", self.buf),
+            }
+        }
+    }
+
+    /// Open a stream and read the features.
+    pub async fn open(&mut self) -> String {
+        self.send(HEADER).await;
+        self.expect("</stream:features>").await
+    }
+
+    /// Connect and negotiate STARTTLS; returns the client and the features after TLS.
+    pub async fn connect_starttls(addr: SocketAddr, ca: &PathBuf) -> (TestClient, String) {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(HEADER.as_bytes()).await.unwrap();
+        let mut seen = String::new();
+        while !seen.contains("</stream:features>") {
+            let mut b = [0u8; 4096];
+            let n = tcp.read(&mut b).await.unwrap();
+            assert!(n > 0, "closed: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&b[..n]));
+        }
+        assert!(seen.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"), "{seen}");
+        tcp.write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>").await.unwrap();
+        let mut seen = String::new();
+        while !seen.contains("<proceed") {
+            let mut b = [0u8; 4096];
+            let n = tcp.read(&mut b).await.unwrap();
+            assert!(n > 0);
+            seen.push_str(&String::from_utf8_lossy(&b[..n]));
+        }
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
+        let mut c = TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new() };
+        let f = c.open().await;
+        (c, f)
+    }
+
+    /// tls-exporter channel binding of this client's TLS connection.
+    pub fn exporter(&self) -> Option<Vec<u8>> {
+        let t = self.tls.as_ref()?;
+        let mut out = vec![0u8; 32];
+        t.get_ref().1.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None).ok()?;
+        Some(out)
+    }
+
+    /// SCRAM with the crate's client; returns the server's answer element text.
+    pub async fn scram(&mut self, mech: &str, user: &str, pass: &str) -> Result<(), String> {
+        use xmppd::sasl::client::ScramClient;
+        use xmppd::sasl::Hash;
+        let hash = if mech.starts_with("SCRAM-SHA-256") { Hash::Sha256 } else { Hash::Sha1 };
+        let cb = if mech.ends_with("-PLUS") { self.exporter() } else { None };
+        let mut sc = ScramClient::new(hash, user, pass, cb);
+        let first = B64.encode(sc.first_message());
+        self.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>{first}</auth>")).await;
+        let got = self.expect("</challenge>").await;
+        let ch = between(&got, ">", "</challenge>");
+        let fin = sc.handle_challenge(&B64.decode(ch).unwrap())?;
+        self.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin))).await;
+        let got = self.expect_any(&["</success>", "</failure>"]).await;
+        if got.contains("<failure") {
+            return Err(got);
+        }
+        let data = between(&got, ">", "</success>");
+        sc.verify_success(&B64.decode(data).unwrap())
+    }
+
+    pub async fn plain(&mut self, user: &str, pass: &str) -> String {
+        let msg = B64.encode(format!("\0{user}\0{pass}"));
+        self.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{msg}</auth>")).await;
+        self.expect_any(&["</success>", "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", "</failure>"]).await
+    }
+
+    /// Read until any of `pats`.
+    pub async fn expect_any(&mut self, pats: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            if let Some((i, p)) = pats.iter().filter_map(|p| self.buf.find(p).map(|i| (i, p))).min() {
+                let rest = self.buf.split_off(i + p.len());
+                return std::mem::replace(&mut self.buf, rest);
+            }
+            let mut b = [0u8; 8192];
+            match tokio::time::timeout_at(deadline, self.stream().read(&mut b)).await {
+                Ok(Ok(n)) if n > 0 => self.buf.push_str(&String::from_utf8_lossy(&b[..n])),
+                _ => panic!("waiting for {pats:?}; got {:?}", self.buf),
+            }
+        }
+    }
+
+    /// Bind a resource (None: server-generated); returns the full JID.
+    pub async fn bind(&mut self, resource: Option<&str>) -> String {
+        let r = resource.map(|r| format!("<resource>{r}</resource>")).unwrap_or_default();
+        self.send(&format!("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{r}</bind></iq>"))
+            .await;
+        let got = self.expect("</iq>").await;
+        assert!(got.contains("type='result'"), "{got}");
+        self.jid = between(&got, "<jid>", "</jid>").to_string();
+        self.jid.clone()
+    }
+
+    /// STARTTLS + SCRAM-SHA-256 + restart + bind + initial presence.
+    pub async fn login(srv: &TestServer, user: &str, pass: &str, resource: &str) -> TestClient {
+        let (mut c, _) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;
+        c.scram("SCRAM-SHA-256", user, pass).await.unwrap();
+        let f = c.open().await;
+        assert!(f.contains("urn:ietf:params:xml:ns:xmpp-bind"), "{f}");
+        c.bind(Some(resource)).await;
+        c
+    }
+
+    /// login + available presence with a priority.
+    pub async fn online(srv: &TestServer, user: &str, pass: &str, resource: &str, prio: i8) -> TestClient {
+        let mut c = TestClient::login(srv, user, pass, resource).await;
+        c.send(&format!("<presence><priority>{prio}</priority></presence>")).await;
+        // A round trip so the presence is processed before the test goes on.
+        c.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+        c.expect("id='sync'").await;
+        c.expect("/>").await;
+        c
+    }
+}
+
+pub fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
+    let e = s.rfind(end).unwrap_or(s.len());
+    let b = s[..e].rfind(start).map(|i| i + start.len()).unwrap_or(0);
+    &s[b..e]
+}

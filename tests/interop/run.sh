@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# Third-party client interop tests for xmppd.
+#
+# Builds xmppd (or uses $XMPPD_BIN), starts `xmppd serve` on free loopback
+# ports with a fresh data dir, registers two users with `xmppd ctl`, runs
+# every client script (@xmpp/client, simple-xmpp, slixmpp), checks a few
+# admin commands (duplicate registration, status, SIGTERM, restart with the
+# same data dir) and ends with the line `N passed, M failed`.
+#
+# Usage: tests/interop/run.sh
+# Env:
+#   XMPPD_BIN         xmppd binary to test (default: cargo build --release,
+#                     then target/release/xmppd)
+#   XMPP_TIMEOUT      per-client-script timeout in seconds (default 20)
+#   KEEP_TMP=1        keep the temp dir (config, data, logs) even on success
+#   INTEROP_ONLY      space-separated subset of client scripts to run
+#   XMPP_DEBUG=1      client scripts print their wire log live
+#   RUST_LOG          passed to the server
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$ROOT"
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+SERVER_PID=""
+TMP=""
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS  $*"; }
+fail() { FAILED=$((FAILED + 1)); FAILED_NAMES+=("$*"); echo "FAIL  $*"; }
+note() { echo "----  $*"; }
+
+summary_and_exit() {
+  stop_server_quietly
+  echo
+  if ((FAILED > 0)); then
+    echo "interop failures:"
+    for n in "${FAILED_NAMES[@]}"; do echo "  - $n"; done
+    if [[ -n "$TMP" && -f "$TMP/server.log" ]]; then
+      echo "---- last 80 lines of the server log ($TMP/server.log) ----"
+      tail -n 80 "$TMP/server.log"
+      echo "---- end of server log ----"
+    fi
+  fi
+  if [[ -n "$TMP" ]]; then
+    if ((FAILED > 0)) || [[ "${KEEP_TMP:-0}" == 1 ]]; then
+      echo "kept temp dir: $TMP"
+    else
+      rm -rf "$TMP"
+    fi
+  fi
+  echo "${PASSED} passed, ${FAILED} failed"
+  ((FAILED == 0))
+  exit $?
+}
+
+stop_server_quietly() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  SERVER_PID=""
+}
+trap 'stop_server_quietly' EXIT
+trap 'echo "interrupted"; fail "run interrupted"; summary_and_exit' INT TERM
+
+# ---------------------------------------------------------------- setup
+if [[ -n "${XMPPD_BIN:-}" ]]; then
+  XMPPD="$XMPPD_BIN"
+else
+  note "cargo build --release"
+  if ! cargo build --release --quiet; then
+    fail "cargo build --release"
+    summary_and_exit
+  fi
+  XMPPD="$ROOT/target/release/xmppd"
+fi
+if [[ ! -x "$XMPPD" ]]; then
+  fail "xmppd binary $XMPPD not found or not executable"
+  summary_and_exit
+fi
+note "xmppd binary: $XMPPD"
+
+if ! "$HERE/setup.sh" --if-missing; then
+  fail "install client dependencies (tests/interop/setup.sh)"
+  summary_and_exit
+fi
+PY=""
+for cand in "$HERE/.venv/bin/python" python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import slixmpp' >/dev/null 2>&1; then
+    PY="$(command -v "$cand")"
+    break
+  fi
+done
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/xmppd-interop.XXXXXX")"
+DATA="$TMP/data"
+CFG="$TMP/xmppd.toml"
+mkdir -p "$DATA"
+
+# Two distinct free high ports on 127.0.0.1.
+read -r PORT TLS_PORT < <(python3 - <<'PY'
+import random, socket
+chosen = []
+while len(chosen) < 2:
+    p = random.randint(20000, 60999)
+    if p in chosen:
+        continue
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    chosen.append(p)
+print(*chosen)
+PY
+)
+note "temp dir $TMP, c2s port $PORT, c2s_direct_tls port $TLS_PORT"
+
+cat >"$CFG" <<EOF
+hosts = ["localhost"]
+data_dir = "$DATA"
+
+[[listen]]
+kind = "c2s"
+address = "127.0.0.1:$PORT"
+
+[[listen]]
+kind = "c2s_direct_tls"
+address = "127.0.0.1:$TLS_PORT"
+
+[auth]
+allow_plaintext = false
+EOF
+
+DOMAIN=localhost
+ALICE_PASSWORD='Al1ce-s3cret!'
+BOB_PASSWORD='b0b=pass,word'
+CA="$DATA/tls/ca.pem"
+
+export XMPP_HOST=127.0.0.1 XMPP_PORT="$PORT" XMPP_TLS_PORT="$TLS_PORT" XMPP_DOMAIN="$DOMAIN"
+export XMPP_CA_FILE="$CA" ALICE_JID="alice@$DOMAIN" ALICE_PASSWORD BOB_JID="bob@$DOMAIN" BOB_PASSWORD
+export XMPP_TIMEOUT="${XMPP_TIMEOUT:-20}"
+
+wait_port() { # port seconds
+  python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+deadline = time.monotonic() + limit
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+}
+
+start_server() { # label
+  echo "==== xmppd serve ($1) $(date -u +%H:%M:%S)" >>"$TMP/server.log"
+  "$XMPPD" serve --config "$CFG" >>"$TMP/server.log" 2>&1 &
+  SERVER_PID=$!
+  local waited=0
+  for _ in $(seq 300); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      wait "$SERVER_PID"
+      fail "$1: xmppd serve exited early with status $? (see server log)"
+      SERVER_PID=""
+      return 1
+    fi
+    if wait_port "$PORT" 0.1 && wait_port "$TLS_PORT" 0.1 && [[ -s "$CA" ]]; then
+      pass "$1: xmppd serve listens on c2s and c2s_direct_tls and wrote tls/ca.pem ($((waited / 10)).$((waited % 10))s)"
+      return 0
+    fi
+    waited=$((waited + 1))
+    sleep 0.1
+  done
+  fail "$1: xmppd serve not listening on $PORT and $TLS_PORT with $CA present within 30s"
+  return 1
+}
+
+ctl() { "$XMPPD" ctl --config "$CFG" "$@"; }
+
+# expect_ctl NAME EXPECTED_STATUS EXPECTED_LINE ARGS...
+expect_ctl() {
+  local name=$1 want_status=$2 want_line=$3
+  shift 3
+  local out status
+  out="$(timeout 30 "$XMPPD" ctl --config "$CFG" "$@" 2>&1)"
+  status=$?
+  if [[ $status == "$want_status" ]] && { [[ -z "$want_line" ]] || grep -qxF -- "$want_line" <<<"$out"; }; then
+    pass "$name"
+  else
+    fail "$name: expected exit $want_status${want_line:+ and the line '$want_line'}, got exit $status and output: $(tr '\n' ' ' <<<"$out")"
+  fi
+}
+
+run_client() { # label command...
+  local label=$1
+  shift
+  local start=$SECONDS status
+  echo "---- $label"
+  timeout $((XMPP_TIMEOUT + 40)) "$@" 2>&1 | sed 's/^/      /'
+  status=${PIPESTATUS[0]}
+  if [[ $status == 0 ]]; then
+    pass "$label ($((SECONDS - start))s)"
+  elif [[ $status == 124 ]]; then
+    fail "$label: killed after $((XMPP_TIMEOUT + 40))s"
+  else
+    fail "$label: exit status $status"
+  fi
+}
+
+CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat)
+[[ -n "${INTEROP_ONLY:-}" ]] && read -r -a CLIENTS <<<"$INTEROP_ONLY"
+
+run_named_client() { # name [label-suffix]
+  case "$1" in
+    xmpp_client_chat) run_client "@xmpp/client chat${2:-}" node "$HERE/xmpp_client_chat.js" ;;
+    simple_xmpp_chat) run_client "simple-xmpp chat${2:-}" node "$HERE/simple_xmpp_chat.js" ;;
+    slixmpp_chat)
+      if [[ -z "$PY" ]]; then
+        fail "slixmpp chat${2:-}: no python with slixmpp (run tests/interop/setup.sh)"
+      else
+        run_client "slixmpp chat${2:-}" "$PY" "$HERE/slixmpp_chat.py"
+      fi
+      ;;
+    *) fail "unknown client script $1" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- run 1
+if ! start_server "first start"; then
+  summary_and_exit
+fi
+CA_SUM="$(sha256sum "$CA" | cut -d' ' -f1)"
+
+expect_ctl "ctl status exits 0 while the server runs" 0 "" status
+expect_ctl "ctl register alice" 0 "User alice@$DOMAIN successfully registered" \
+  register alice "$DOMAIN" "$ALICE_PASSWORD"
+expect_ctl "ctl register bob" 0 "User bob@$DOMAIN successfully registered" \
+  register bob "$DOMAIN" "$BOB_PASSWORD"
+expect_ctl "ctl register of an existing user fails with a conflict" 1 \
+  "Error: conflict: User alice@$DOMAIN already registered" \
+  register alice "$DOMAIN" "another-password"
+
+for c in "${CLIENTS[@]}"; do
+  run_named_client "$c"
+done
+
+# ---------------------------------------------------------------- SIGTERM
+if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+  kill -TERM "$SERVER_PID"
+  stopped=""
+  for _ in $(seq 50); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then stopped=1; break; fi
+    sleep 0.1
+  done
+  if [[ -n "$stopped" ]]; then
+    wait "$SERVER_PID"
+    status=$?
+    SERVER_PID=""
+    if [[ $status == 0 ]]; then
+      pass "xmppd exits 0 within 5s of SIGTERM"
+    else
+      fail "xmppd exited with status $status after SIGTERM (expected 0)"
+    fi
+  else
+    fail "xmppd still running 5s after SIGTERM"
+    stop_server_quietly
+  fi
+else
+  fail "xmppd was no longer running before SIGTERM"
+  SERVER_PID=""
+fi
+
+out="$(timeout 30 "$XMPPD" ctl --config "$CFG" status 2>&1)"
+status=$?
+if [[ $status != 0 ]]; then
+  pass "ctl status exits non-zero ($status) when the server is stopped"
+else
+  fail "ctl status exits 0 although the server is stopped: $(tr '\n' ' ' <<<"$out")"
+fi
+
+# ---------------------------------------------------------------- run 2
+if start_server "restart with the same data dir"; then
+  if [[ "$(sha256sum "$CA" | cut -d' ' -f1)" == "$CA_SUM" ]]; then
+    pass "generated CA kept across restart"
+  else
+    fail "tls/ca.pem changed across restart (clients trusting it break)"
+  fi
+  run_named_client "${CLIENTS[0]}" " after restart (users persisted)"
+fi
+
+summary_and_exit
