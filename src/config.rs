@@ -189,7 +189,7 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| format!("line {}: ", text[..s.start.min(text.len())].lines().count().max(1)))
+                .map(|s| format!("line {}: ", text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1))
                 .unwrap_or_default();
             err(format!("{line}{}", e.message()))
         })?;
@@ -256,6 +256,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bogus") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../config/xmppd.example.toml");
+        let c = Config::parse(text, "config/xmppd.example.toml").unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.limits.max_stanza_size, Limits::default().max_stanza_size);
     }
 
     #[test]

@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(r.route(Kind::Message, "headline", &j("a@x/zz"), Bytes::new()), Delivery::Dropped);
         assert_eq!(r.route(Kind::Message, "chat", &j("b@x"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
         assert_eq!(r.route(Kind::Message, "chat", &j("b@y"), Bytes::new()), Delivery::Bounce(StanzaError::RemoteServerNotFound));
-        assert_eq!(ra.try_recv().is_ok(), true);
+        assert!(ra.try_recv().is_ok());
     }
 
     #[test]

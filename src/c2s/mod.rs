@@ -203,7 +203,7 @@ impl Conn {
 
     async fn process_events(&mut self) -> Option<Exit> {
         loop {
-            let ev = match self.framer.next() {
+            let ev = match self.framer.next_event() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => return None,
                 Err(e) => return Some(e.into()),

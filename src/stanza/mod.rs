@@ -154,14 +154,7 @@ pub fn error_reply(head: &StanzaHead, from: &str, to: &str, err: StanzaError) ->
     if !to.is_empty() {
         e.set_attr("to", to);
     }
-    e.to_client_string_with(err.element()).into_bytes()
-}
-
-impl Element {
-    fn to_client_string_with(mut self, child: Element) -> String {
-        self.children.push(crate::xml::Node::Element(child));
-        self.to_client_string()
-    }
+    e.with_child(err.element()).to_client_string().into_bytes()
 }
 
 /// An `iq` result for a request (RFC 6120 §8.2.3).

@@ -28,6 +28,9 @@ pub enum Node {
     Text(String),
 }
 
+/// An element's local name, namespace and attributes, as [`Scopes::enter`] resolves them.
+pub(crate) type Resolved = (String, String, Vec<(String, String)>);
+
 /// Namespace scopes while reading: (default ns, prefix bindings) per level.
 #[derive(Default)]
 pub(crate) struct Scopes {
@@ -40,7 +43,7 @@ impl Scopes {
     }
 
     /// Enter an element: returns (local name, namespace, attributes).
-    pub(crate) fn enter(&mut self, start: &BytesStart<'_>) -> Result<(String, String, Vec<(String, String)>), XmlError> {
+    pub(crate) fn enter(&mut self, start: &BytesStart<'_>) -> Result<Resolved, XmlError> {
         let (mut default, _) = self.stack.last().cloned().unwrap_or_default();
         let mut prefixes = Vec::new();
         let mut attrs = Vec::new();

@@ -118,7 +118,7 @@ impl Framer {
     }
 
     /// The next complete event, `Ok(None)` when more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<Event>, XmlError> {
+    pub fn next_event(&mut self) -> Result<Option<Event>, XmlError> {
         while self.pos < self.buf.len() && !self.closed {
             let i = self.pos;
             let b = self.buf[i];
@@ -301,7 +301,7 @@ mod tests {
 
     fn all(f: &mut Framer) -> Result<Vec<Event>, XmlError> {
         let mut v = Vec::new();
-        while let Some(e) = f.next()? {
+        while let Some(e) = f.next_event()? {
             v.push(e);
         }
         Ok(v)
