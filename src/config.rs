@@ -52,6 +52,53 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: Log,
+    /// In-band registration (XEP-0077).
+    #[serde(default)]
+    pub registration: Registration,
+    /// IM limits and timers (RFC 6121, XEP-0160, XEP-0199).
+    #[serde(default)]
+    pub im: Im,
+}
+
+/// `[registration]`: XEP-0077 in-band registration, off by default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Registration {
+    /// Allow new accounts to be created over XMPP.
+    pub enabled: bool,
+    /// Access rule: source networks (CIDR, e.g. "127.0.0.0/8", "::1/128")
+    /// allowed to register; empty means anyone.
+    pub allow_from: Vec<String>,
+    /// Shortest password accepted for a new account or a password change.
+    pub min_password_length: usize,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Registration { enabled: false, allow_from: Vec::new(), min_password_length: 6 }
+    }
+}
+
+/// `[im]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Im {
+    /// Most items in one roster (RFC 6121 §2.3.3 lets a server limit it).
+    pub max_roster_items: usize,
+    /// Most offline messages stored per user (XEP-0160); beyond it senders
+    /// get `<service-unavailable/>`.
+    pub max_offline_messages: usize,
+    /// Seconds of silence after which the server pings a client (XEP-0199
+    /// §4.1); 0 disables.
+    pub ping_interval_secs: u64,
+    /// Seconds to wait for the ping's answer before closing the session.
+    pub ping_timeout_secs: u64,
+}
+
+impl Default for Im {
+    fn default() -> Self {
+        Im { max_roster_items: 1000, max_offline_messages: 500, ping_interval_secs: 300, ping_timeout_secs: 60 }
+    }
 }
 
 /// Kinds of listener.
@@ -219,6 +266,12 @@ impl Config {
         if !(1..=1_000_000).contains(&self.auth.scram_iterations) || self.auth.scram_iterations < 4096 {
             return Err("key `auth.scram_iterations`: must be between 4096 and 1000000".into());
         }
+        for net in &self.registration.allow_from {
+            crate::config::parse_cidr(net).ok_or_else(|| format!("key `registration.allow_from`: `{net}` is not a network like 127.0.0.0/8"))?;
+        }
+        if self.im.max_roster_items == 0 {
+            return Err("key `im.max_roster_items`: must be at least 1".into());
+        }
         if let Some(tls) = &self.tls {
             for (key, p) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
                 std::fs::File::open(p).map_err(|e| format!("key `{key}`: cannot read {}: {e}", p.display()))?;
@@ -238,8 +291,51 @@ impl Config {
     }
 }
 
+/// Parse `addr/prefix` (or a bare address) into a network.
+pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a.parse::<std::net::IpAddr>().ok()?, p.parse::<u8>().ok()?),
+        None => {
+            let a = s.parse::<std::net::IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (prefix <= max).then_some((addr, prefix))
+}
+
+/// Whether `ip` is inside the network `(net, prefix)`.
+pub fn cidr_contains(net: (std::net::IpAddr, u8), ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    match (net.0, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = if net.1 == 0 { 0 } else { u32::MAX << (32 - net.1) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = if net.1 == 0 { 0 } else { u128::MAX << (128 - net.1) };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cidr() {
+        let n = super::parse_cidr("127.0.0.0/8").unwrap();
+        assert!(super::cidr_contains(n, "127.1.2.3".parse().unwrap()));
+        assert!(!super::cidr_contains(n, "10.0.0.1".parse().unwrap()));
+        assert!(super::cidr_contains(n, "::ffff:127.0.0.1".parse().unwrap()));
+        assert!(super::parse_cidr("1.2.3.4/33").is_none());
+        assert!(super::parse_cidr("nonsense").is_none());
+    }
+
     use super::*;
 
     #[test]

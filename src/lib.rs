@@ -8,6 +8,7 @@
 //! - [`sasl`]: SASL mechanisms without I/O (PLAIN, SCRAM-SHA-1/256[-PLUS]).
 //! - [`tls`]: rustls server configuration, PEM loading, self-signed generation.
 //! - [`storage`]: the `Store` trait and its SQLite backend.
+//! - [`im`]: rosters, subscriptions, presence, offline messages (RFC 6121, XEP-0160).
 //! - [`session`]: the handle a connection registers with the router.
 //! - [`router`]: bare JID → sessions table and RFC 6121 §8 delivery rules.
 //! - [`modules`]: iq handlers addressed to the server (disco, ping, version, roster).
@@ -17,6 +18,7 @@
 
 pub mod c2s;
 pub mod config;
+pub mod im;
 pub mod ctl;
 pub mod jid;
 pub mod modules;

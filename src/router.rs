@@ -37,10 +37,14 @@ impl Kind {
 }
 
 /// What happened to a routed stanza.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// Queued to this many sessions.
-    Delivered(usize),
+    /// Queued to these sessions (by id).
+    Delivered(Vec<u64>),
+    /// A chat or normal message found no available resource: the caller
+    /// stores it offline (XEP-0160) or, for no such account, bounces
+    /// `service-unavailable` (RFC 6121 §8.5.2.2.1, §8.5.1).
+    Offline,
     /// Not delivered: bounce this error to the sender.
     Bounce(StanzaError),
     /// Silently dropped, as the RFC says for this case.
@@ -196,11 +200,10 @@ impl Router {
                 }
                 let nonneg: Vec<_> = available.into_iter().filter(|s| s.priority() >= 0).collect();
                 if nonneg.is_empty() {
-                    // §8.5.2.2.1: no available resource. Offline storage is
-                    // the IM issue's; until then chat/normal bounce.
+                    // §8.5.2.2.1: no available resource: offline storage.
                     return match ty {
                         "headline" | "error" => Delivery::Dropped,
-                        _ => Delivery::Bounce(StanzaError::ServiceUnavailable),
+                        _ => Delivery::Offline,
                     };
                 }
                 if ty == "headline" {
@@ -234,18 +237,18 @@ impl Router {
 /// stopped reading: it is closed with `<policy-violation/>` rather than
 /// letting the server buffer without limit.
 fn deliver(targets: &[Arc<SessionHandle>], bytes: &Bytes) -> Delivery {
-    let mut n = 0;
+    let mut ids = Vec::with_capacity(targets.len());
     for s in targets {
         if s.send(bytes.clone()) {
-            n += 1;
+            ids.push(s.id);
         } else {
             s.request_close(StreamError::PolicyViolation, Some("outbound queue full".into()));
         }
     }
-    if n == 0 {
+    if ids.is_empty() {
         Delivery::Bounce(StanzaError::ServiceUnavailable)
     } else {
-        Delivery::Delivered(n)
+        Delivery::Delivered(ids)
     }
 }
 
@@ -276,7 +279,7 @@ mod tests {
         let (_b, mut rb) = session(&r, 2, "a@x/2", Some(5));
         let (_c, mut rc) = session(&r, 3, "a@x/3", Some(5));
         let (_d, mut rd) = session(&r, 4, "a@x/4", None);
-        assert_eq!(r.route(Kind::Message, "chat", &j("a@x"), Bytes::from_static(b"m")), Delivery::Delivered(2));
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x"), Bytes::from_static(b"m")), Delivery::Delivered(vec![2, 3]));
         assert!(ra.try_recv().is_err() && rd.try_recv().is_err());
         assert!(rb.try_recv().is_ok() && rc.try_recv().is_ok());
     }
@@ -285,11 +288,11 @@ mod tests {
     fn full_jid_rules() {
         let r = Router::new(&["x".into()]);
         let (_a, mut ra) = session(&r, 1, "a@x/1", Some(0));
-        assert_eq!(r.route(Kind::Iq, "get", &j("a@x/1"), Bytes::new()), Delivery::Delivered(1));
+        assert_eq!(r.route(Kind::Iq, "get", &j("a@x/1"), Bytes::new()), Delivery::Delivered(vec![1]));
         assert_eq!(r.route(Kind::Iq, "get", &j("a@x/zz"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
-        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/zz"), Bytes::new()), Delivery::Delivered(1));
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/zz"), Bytes::new()), Delivery::Delivered(vec![1]));
         assert_eq!(r.route(Kind::Message, "headline", &j("a@x/zz"), Bytes::new()), Delivery::Dropped);
-        assert_eq!(r.route(Kind::Message, "chat", &j("b@x"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
+        assert_eq!(r.route(Kind::Message, "chat", &j("b@x"), Bytes::new()), Delivery::Offline);
         assert_eq!(r.route(Kind::Message, "chat", &j("b@y"), Bytes::new()), Delivery::Bounce(StanzaError::RemoteServerNotFound));
         assert!(ra.try_recv().is_ok());
     }
@@ -298,8 +301,8 @@ mod tests {
     fn negative_priority_gets_no_bare_messages() {
         let r = Router::new(&["x".into()]);
         let (_a, _ra) = session(&r, 1, "a@x/1", Some(-1));
-        assert_eq!(r.route(Kind::Message, "chat", &j("a@x"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
-        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new()), Delivery::Delivered(1));
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x"), Bytes::new()), Delivery::Offline);
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new()), Delivery::Delivered(vec![1]));
     }
 
     #[test]

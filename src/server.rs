@@ -25,6 +25,8 @@ pub struct Shared {
     pub router: Router,
     /// Server-side iq handlers.
     pub modules: Modules,
+    /// XEP-0191 blocklists (cache over the store), for routing.
+    pub blocklists: crate::modules::blocking::Blocklists,
     /// TLS for STARTTLS and direct TLS.
     pub tls: TlsAcceptor,
     /// Cancelled to shut down.
@@ -87,6 +89,7 @@ impl Server {
             config: Arc::new(config),
             store,
             modules: Modules::new(),
+            blocklists: crate::modules::blocking::Blocklists::new(),
             tls: TlsAcceptor::from(tls),
             shutdown: CancellationToken::new(),
             next_id: AtomicU64::new(1),
@@ -105,8 +108,8 @@ impl Server {
     pub async fn run(self) -> Result<(), ServerError> {
         let shared = self.shared;
         let tracker = TaskTracker::new();
-        //TMP let admin = crate::ctl::server::bind(&shared).map_err(ServerError::Admin)?;
-        //TMP tracker.spawn(crate::ctl::server::serve(admin, shared.clone()));
+        let admin = crate::ctl::server::bind(&shared).map_err(ServerError::Admin)?;
+        tracker.spawn(crate::ctl::server::serve(admin, shared.clone()));
         for (kind, listener) in self.listeners {
             if let Ok(a) = listener.local_addr() {
                 tracing::info!(kind = ?kind, address = %a, "listening");

@@ -38,6 +38,13 @@ pub struct SessionHandle {
     available: AtomicBool,
     /// RFC 6121 §4.7.2.3: presence priority, -128..=127.
     priority: AtomicI8,
+    /// RFC 6121 §2.1.6: the session requested the roster (gets pushes).
+    interested: AtomicBool,
+    /// XEP-0280: message carbons enabled.
+    carbons: AtomicBool,
+    /// The last broadcast available presence, stamped, without `to`
+    /// (answers probes, RFC 6121 §4.3.2).
+    last_presence: Mutex<Option<Bytes>>,
     /// Set when the session must close; `closing` wakes its task.
     close: Mutex<Option<CloseReason>>,
     /// Wakes the session's task to close.
@@ -53,6 +60,9 @@ impl SessionHandle {
             tx,
             available: AtomicBool::new(false),
             priority: AtomicI8::new(0),
+            interested: AtomicBool::new(false),
+            carbons: AtomicBool::new(false),
+            last_presence: Mutex::new(None),
             close: Mutex::new(None),
             closing: Notify::new(),
         }
@@ -72,6 +82,36 @@ impl SessionHandle {
     pub fn set_presence(&self, available: bool, priority: i8) {
         self.priority.store(priority, Ordering::Relaxed);
         self.available.store(available, Ordering::Relaxed);
+    }
+
+    /// Whether the session requested the roster.
+    pub fn is_interested(&self) -> bool {
+        self.interested.load(Ordering::Relaxed)
+    }
+
+    /// Mark the session as having requested the roster.
+    pub fn set_interested(&self) {
+        self.interested.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether message carbons are enabled (XEP-0280).
+    pub fn carbons(&self) -> bool {
+        self.carbons.load(Ordering::Relaxed)
+    }
+
+    /// Enable or disable message carbons.
+    pub fn set_carbons(&self, on: bool) {
+        self.carbons.store(on, Ordering::Relaxed);
+    }
+
+    /// The last broadcast available presence (stamped, without `to`).
+    pub fn last_presence(&self) -> Option<Bytes> {
+        self.last_presence.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Remember (or forget) the last broadcast presence.
+    pub fn set_last_presence(&self, p: Option<Bytes>) {
+        *self.last_presence.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
 
     /// Ask the session to close with a stream error; the first reason wins.

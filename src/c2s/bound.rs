@@ -2,6 +2,7 @@
 //! answer what is addressed to the server, route the rest.
 
 use super::{Conn, Exit};
+use crate::im;
 use crate::jid::Jid;
 use crate::modules::IqRequest;
 use crate::router::{Delivery, Kind};
@@ -9,12 +10,19 @@ use crate::stanza::{error_reply, iq_result, StanzaError, StreamError};
 use crate::xml::{ns, Element, StanzaHead};
 use bytes::Bytes;
 
+/// XEP-0352 client state indication.
+const CSI: &str = "urn:xmpp:csi:0";
+
 impl Conn {
     /// One stanza from the bound client.
     pub(super) async fn on_bound_stanza(&mut self, bytes: Vec<u8>) -> Result<(), Exit> {
         let head = StanzaHead::parse(&bytes, ns::CLIENT)?;
         let kind = match (head.ns.as_str(), Kind::from_name(&head.name)) {
             (ns::CLIENT, Some(k)) => k,
+            // XEP-0352 §4: the client tells its state.
+            (CSI, None) if head.name == "active" || head.name == "inactive" => {
+                return self.set_inactive(head.name == "inactive").await;
+            }
             // RFC 6120 §4.9.3.21: a first-level element we do not support.
             _ => {
                 return Err(Exit::Error(StreamError::UnsupportedStanzaType, Some(format!("unexpected <{}/>", head.name))))
@@ -38,19 +46,42 @@ impl Conn {
             // user's bare JID, or to the server is answered by the server.
             (Kind::Iq, None) => self.server_iq(&bytes, &head, &me.to_bare(), None).await,
             (Kind::Iq, Some(t)) if t.resource().is_none() && (t.node().is_none() || *t == me.to_bare()) => {
-                if self.shared.router.is_local(t.domain()) || t.node().is_some() {
+                if self.shared.router.is_local(t.domain()) {
                     self.server_iq(&bytes, &head, t, Some(t)).await
                 } else {
-                    self.route(kind, &ty, t, &bytes, &head).await
+                    let t = t.clone();
+                    self.route(kind, &ty, &t, &bytes, &head).await
                 }
             }
-            // RFC 6121 §4.2 / §4.5: presence with no `to` is broadcast presence.
+            // RFC 6121 §4.2 / §4.4 / §4.5: presence with no `to` is broadcast.
             (Kind::Presence, None) => self.broadcast_presence(&bytes, &head, &ty).await,
+            // RFC 6121 §3: subscription management, addressed to bare JIDs.
+            (Kind::Presence, Some(t)) if matches!(ty.as_str(), "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
+                let (user, contact) = (me.to_bare(), t.to_bare());
+                let stamped = Bytes::from(head.rewrite(&bytes, &user.to_string(), Some(&contact.to_string())));
+                im::subscription::outbound(&self.shared, &user, &contact, &ty, stamped);
+                Ok(())
+            }
+            // RFC 6121 §4.3: probes are the server's business.
+            (Kind::Presence, Some(_)) if ty == "probe" => Ok(()),
             // RFC 6120 §10.3.1: a message with no `to` is for the sender's bare JID.
             (Kind::Message, None) => self.route(kind, &ty, &me.to_bare(), &bytes, &head).await,
             // Messages and presence for the server itself are not processed.
             (Kind::Message | Kind::Presence, Some(t)) if t.node().is_none() && self.shared.router.is_local(t.domain()) => {
                 Ok(())
+            }
+            (Kind::Presence, Some(t)) => {
+                // RFC 6121 §4.6: directed presence, remembered so the
+                // recipient learns of our unavailability later (§4.6.3).
+                let t = t.clone();
+                if ty.is_empty() && !im::presence::is_subscriber(&self.shared, me, &t) {
+                    if !self.directed.contains(&t) {
+                        self.directed.push(t.clone());
+                    }
+                } else if ty == "unavailable" {
+                    self.directed.retain(|d| *d != t);
+                }
+                self.route(kind, &ty, &t, &bytes, &head).await
             }
             (_, Some(t)) => {
                 let t = t.clone();
@@ -61,17 +92,34 @@ impl Conn {
 
     /// Route to another entity, bouncing what the router cannot deliver.
     async fn route(&mut self, kind: Kind, ty: &str, to: &Jid, bytes: &[u8], head: &StanzaHead) -> Result<(), Exit> {
-        let me = self.session.as_ref().map(|s| s.jid.to_string()).unwrap_or_default();
+        let session = self.session.clone().ok_or(Exit::Io)?;
+        let me = session.jid.to_string();
         let stamped = Bytes::from(head.rewrite(bytes, &me, None));
-        match self.shared.router.route(kind, ty, to, stamped) {
-            Delivery::Delivered(_) | Delivery::Dropped => Ok(()),
-            // RFC 6120 §8.3.1: never answer an error with an error.
-            Delivery::Bounce(_) if ty == "error" => Ok(()),
-            Delivery::Bounce(err) => {
-                let reply = error_reply(head, &to.to_string(), &me, err);
-                self.write(&reply).await
-            }
+        let carbon = kind == Kind::Message && im::carbons::eligible(ty, &stamped);
+        if carbon {
+            im::carbons::copy_sent(&self.shared, &session, &stamped);
         }
+        let delivery = self.shared.router.route(kind, ty, to, stamped.clone());
+        let err = match delivery {
+            Delivery::Delivered(ids) => {
+                if carbon && self.shared.router.is_local(to.domain()) {
+                    im::carbons::copy_received(&self.shared, to, &ids, &stamped);
+                }
+                return Ok(());
+            }
+            Delivery::Dropped => return Ok(()),
+            Delivery::Offline => match im::offline::store(&self.shared, &to.to_bare(), &stamped) {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            },
+            Delivery::Bounce(e) => e,
+        };
+        // RFC 6120 §8.3.1: never answer an error with an error.
+        if ty == "error" {
+            return Ok(());
+        }
+        let reply = error_reply(head, &to.to_string(), &me, err);
+        self.write(&reply).await
     }
 
     /// Answer an iq addressed to the server or to the user's bare JID.
@@ -80,13 +128,15 @@ impl Conn {
         if !matches!(ty, "get" | "set") {
             return Ok(()); // results and errors addressed to the server
         }
-        let me = self.session.as_ref().map(|s| s.jid.clone()).ok_or(Exit::Io)?;
+        let session = self.session.clone().ok_or(Exit::Io)?;
+        let me = session.jid.clone();
         let el = Element::parse(bytes, ns::CLIENT)?;
         let children: Vec<&Element> = el.elements().collect();
         // RFC 6120 §8.2.3: a get or set has exactly one payload.
         let answer = match children.as_slice() {
             [payload] => {
-                self.shared.modules.handle(&IqRequest { from: &me, to, set: ty == "set", payload })
+                let ctx = crate::modules::Ctx { shared: &self.shared, session: &session };
+                self.shared.modules.handle(&IqRequest { from: &me, to, set: ty == "set", payload }, &ctx)
             }
             _ => Err(StanzaError::BadRequest),
         };
@@ -110,50 +160,72 @@ impl Conn {
         self.write(&reply).await
     }
 
-    /// RFC 6121 §4.2 (initial), §4.4 (update), §4.5 (unavailable): record
-    /// availability and priority, and send the presence to the user's other
-    /// available resources. Subscribers and probes come with rosters.
+    /// RFC 6121 §4.2 (initial), §4.4 (update), §4.5 (unavailable).
     async fn broadcast_presence(&mut self, bytes: &[u8], head: &StanzaHead, ty: &str) -> Result<(), Exit> {
         let Some(session) = self.session.clone() else { return Ok(()) };
-        let available = match ty {
-            "" => true,
-            "unavailable" => false,
-            _ => return Ok(()), // probe/subscription types need a `to`
-        };
-        let priority = if available {
-            let el = Element::parse(bytes, ns::CLIENT)?;
-            // RFC 6121 §4.7.2.3: an integer in -128..=127; otherwise 0.
-            el.child("priority", ns::CLIENT).and_then(|p| p.text().trim().parse::<i8>().ok()).unwrap_or(0)
-        } else {
-            0
-        };
-        session.set_presence(available, priority);
-        let me = session.jid.to_string();
-        for other in self.shared.router.sessions_of(&session.jid) {
-            if other.id != session.id && other.is_available() {
-                let _ = other.send(Bytes::from(head.rewrite(bytes, &me, Some(&other.jid.to_string()))));
+        let stamped = Bytes::from(head.rewrite(bytes, &session.jid.to_string(), None));
+        match ty {
+            "" => {
+                let el = Element::parse(bytes, ns::CLIENT)?;
+                // RFC 6121 §4.7.2.3: an integer in -128..=127; otherwise 0.
+                let priority =
+                    el.child("priority", ns::CLIENT).and_then(|p| p.text().trim().parse::<i8>().ok()).unwrap_or(0);
+                if im::presence::broadcast_available(&self.shared, &session, stamped, priority) {
+                    self.deliver_offline().await?;
+                }
+                Ok(())
             }
+            "unavailable" => {
+                let directed = std::mem::take(&mut self.directed);
+                im::presence::broadcast_unavailable(&self.shared, &session, Some(stamped), &directed);
+                Ok(())
+            }
+            _ => Ok(()), // probes and subscription types need a `to`
+        }
+    }
+
+    /// XEP-0160: after initial presence, stored messages in order, each with
+    /// a XEP-0203 delay; removed from the store only once written.
+    async fn deliver_offline(&mut self) -> Result<(), Exit> {
+        let Some(jid) = self.session.as_ref().map(|s| s.jid.clone()) else { return Ok(()) };
+        let (user, host) = (jid.node().unwrap_or("").to_string(), jid.domain().to_string());
+        let msgs = match self.shared.store.offline(&user, &host) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "reading offline messages");
+                return Ok(());
+            }
+        };
+        let Some(last) = msgs.last().map(|m| m.id) else { return Ok(()) };
+        let mut out = String::new();
+        for m in &msgs {
+            out.push_str(&im::offline::with_delay(&m.stanza, &host, m.stamp));
+        }
+        self.write(out.as_bytes()).await?;
+        if let Err(e) = self.shared.store.remove_offline(&user, &host, last) {
+            tracing::error!(error = %e, "removing delivered offline messages");
         }
         Ok(())
     }
 
-    /// Unregister the session; if it was available, its other resources get
-    /// unavailable presence (RFC 6121 §4.5.2, also for a dropped connection).
+    /// XEP-0352: while inactive, presence is held back (the latest per
+    /// sender) and flushed with the next other stanza or on `<active/>`.
+    async fn set_inactive(&mut self, inactive: bool) -> Result<(), Exit> {
+        self.csi_inactive = inactive;
+        if !inactive {
+            return self.flush_held_presence().await;
+        }
+        Ok(())
+    }
+
+    /// Unregister the session: unavailable presence to subscribers, the
+    /// user's other resources and directed-presence recipients (RFC 6121
+    /// §4.5.2, also for a dropped connection, §4.5.3).
     pub(super) fn unbind(&mut self) {
         let Some(session) = self.session.take() else { return };
         self.shared.router.unbind(&session.jid, session.id);
-        if session.is_available() {
-            session.set_presence(false, 0);
-            for other in self.shared.router.sessions_of(&session.jid) {
-                if other.is_available() {
-                    let p = Element::new("presence", ns::CLIENT)
-                        .with_attr("type", "unavailable")
-                        .with_attr("from", session.jid.to_string())
-                        .with_attr("to", other.jid.to_string());
-                    let _ = other.send(Bytes::from(p.to_client_string()));
-                }
-            }
-        }
+        let directed = std::mem::take(&mut self.directed);
+        im::presence::broadcast_unavailable(&self.shared, &session, None, &directed);
         self.rx = None;
     }
 }

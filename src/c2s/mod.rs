@@ -74,6 +74,16 @@ pub(crate) struct Conn {
     pub(crate) session: Option<Arc<SessionHandle>>,
     /// Its outbound queue.
     pub(crate) rx: Option<mpsc::Receiver<Outbound>>,
+    /// RFC 6121 §4.6: entities that got directed presence from this session.
+    pub(crate) directed: Vec<crate::jid::Jid>,
+    /// XEP-0352: the client said it is inactive.
+    pub(crate) csi_inactive: bool,
+    /// XEP-0352: presence held back while inactive, the latest per sender.
+    pub(crate) held: Vec<(String, bytes::Bytes)>,
+    /// When the client last sent anything (XEP-0199 server pings).
+    pub(crate) last_rx: Instant,
+    /// A server ping is outstanding since then.
+    pub(crate) ping_sent: Option<Instant>,
 }
 
 /// Serve one accepted connection to its end.
@@ -92,6 +102,11 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         auth_failures: 0,
         session: None,
         rx: None,
+        directed: Vec::new(),
+        csi_inactive: false,
+        held: Vec::new(),
+        last_rx: Instant::now(),
+        ping_sent: None,
         shared,
     };
     tracing::debug!(conn = conn.id, %peer, "connected");
@@ -125,6 +140,8 @@ impl Conn {
             loop {
                 match self.io.read_now(&mut self.framer).await {
                     Ok(ReadOutcome::Data(_)) => {
+                        self.last_rx = Instant::now();
+                        self.ping_sent = None;
                         if let Some(exit) = self.process_events().await {
                             return exit;
                         }
@@ -135,6 +152,7 @@ impl Conn {
                 }
             }
             let bound = matches!(self.state, State::Bound);
+            let timer = self.next_timer(bound, deadline);
             let session = self.session.clone();
             let closing = async {
                 match &session {
@@ -151,10 +169,9 @@ impl Conn {
                 }
             };
             let timeout = async {
-                if bound {
-                    std::future::pending::<()>().await
-                } else {
-                    tokio::time::sleep_until(deadline).await
+                match timer {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending::<()>().await,
                 }
             };
             tokio::select! {
@@ -174,29 +191,99 @@ impl Conn {
                     }
                     None => return Exit::Io,
                 },
-                _ = timeout => return Exit::Error(StreamError::ConnectionTimeout, Some("authentication timed out".into())),
+                _ = timeout => {
+                    if let Err(e) = self.on_timer(bound).await {
+                        return e;
+                    }
+                }
             }
         }
     }
 
+    /// When the loop must wake up without I/O: the authentication deadline
+    /// before binding; afterwards the XEP-0199 ping schedule.
+    fn next_timer(&self, bound: bool, deadline: Instant) -> Option<Instant> {
+        if !bound {
+            return Some(deadline);
+        }
+        let im = &self.shared.config.im;
+        if im.ping_interval_secs == 0 {
+            return None;
+        }
+        Some(match self.ping_sent {
+            Some(t) => t + Duration::from_secs(im.ping_timeout_secs),
+            None => self.last_rx + Duration::from_secs(im.ping_interval_secs),
+        })
+    }
+
+    async fn on_timer(&mut self, bound: bool) -> Result<(), Exit> {
+        if !bound {
+            return Err(Exit::Error(StreamError::ConnectionTimeout, Some("authentication timed out".into())));
+        }
+        if self.ping_sent.is_some() {
+            // XEP-0199 §4.1: no answer to our ping.
+            return Err(Exit::Error(StreamError::ConnectionTimeout, Some("no answer to ping".into())));
+        }
+        let to = self.session.as_ref().map(|s| s.jid.to_string()).unwrap_or_default();
+        let ping = format!(
+            "<iq from='{}' to='{}' type='get' id='s2c-ping-{}'><ping xmlns='urn:xmpp:ping'/></iq>",
+            crate::xml::escape(&self.host),
+            crate::xml::escape(&to),
+            self.id
+        );
+        self.ping_sent = Some(Instant::now());
+        self.write(ping.as_bytes()).await
+    }
+
     /// Write one queued stanza and whatever else is queued, in one flush.
+    /// While the client is inactive (XEP-0352) presence is held back.
     async fn write_batch(&mut self, first: bytes::Bytes) -> Result<(), Exit> {
-        let mut more = Vec::new();
+        let mut batch = vec![first];
         if let Some(rx) = self.rx.as_mut() {
-            while more.len() < 64 {
+            while batch.len() < 64 {
                 match rx.try_recv() {
-                    Ok(Outbound::Stanza(b)) => more.push(b),
+                    Ok(Outbound::Stanza(b)) => batch.push(b),
                     Err(_) => break,
                 }
             }
         }
-        if more.is_empty() {
-            return self.write(&first).await;
+        let mut buf = Vec::with_capacity(batch.iter().map(|b| b.len()).sum::<usize>());
+        for b in batch {
+            if self.csi_inactive && b.starts_with(b"<presence") {
+                self.hold(b);
+                continue;
+            }
+            if self.csi_inactive && !self.held.is_empty() {
+                for (_, p) in self.held.drain(..) {
+                    buf.extend_from_slice(&p);
+                }
+            }
+            buf.extend_from_slice(&b);
         }
-        let mut buf = Vec::with_capacity(first.len() + more.iter().map(|b| b.len()).sum::<usize>());
-        buf.extend_from_slice(&first);
-        for b in &more {
-            buf.extend_from_slice(b);
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.write(&buf).await
+    }
+
+    /// XEP-0352 §5: keep only the latest presence per sender.
+    fn hold(&mut self, p: bytes::Bytes) {
+        let from = crate::xml::StanzaHead::parse(&p, crate::xml::ns::CLIENT)
+            .ok()
+            .and_then(|h| h.attr("from").map(str::to_owned))
+            .unwrap_or_default();
+        self.held.retain(|(f, _)| *f != from);
+        self.held.push((from, p));
+    }
+
+    /// Send what was held back.
+    pub(crate) async fn flush_held_presence(&mut self) -> Result<(), Exit> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for (_, p) in self.held.drain(..) {
+            buf.extend_from_slice(&p);
         }
         self.write(&buf).await
     }

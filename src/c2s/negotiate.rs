@@ -126,6 +126,9 @@ impl Conn {
         if self.user.is_some() {
             // §7.4 binding; RFC 3921 session kept as optional (RFC 6121 app. E).
             f.push_str(&format!("<bind xmlns='{}'/><session xmlns='{}'><optional/></session>", ns::BIND, ns::SESSION));
+            // RFC 6121 §2.6.1 roster versioning; XEP-0352 CSI; XEP-0115 caps of the server.
+            f.push_str("<ver xmlns='urn:xmpp:features:rosterver'/><csi xmlns='urn:xmpp:csi:0'/>");
+            f.push_str(&crate::modules::disco::caps_element(&self.shared.modules));
         } else {
             if !self.io.is_tls() {
                 // §5.3.1: STARTTLS is mandatory-to-negotiate unless configured otherwise.
@@ -229,7 +232,18 @@ impl Conn {
         let State::Sasl(session) = &mut self.state else { return Ok(()) };
         let store = self.shared.store.clone();
         let host = self.host.clone();
-        let step = session.step(&data, &mut |user| store.get_credentials(user, &host).ok().flatten());
+        let mut step = session.step(&data, &mut |user| store.get_credentials(user, &host).ok().flatten());
+        // RFC 6120 §6.4.6: an authzid naming another domain (or anyone but
+        // the authenticated user, checked by the mechanism) is refused.
+        if matches!(step, Step::Success { .. }) {
+            let foreign = session.authzid().filter(|a| a.contains('@')).map(|a| match Jid::parse(a) {
+                Ok(j) => j.domain() != host || j.resource().is_some(),
+                Err(_) => true,
+            });
+            if foreign == Some(true) {
+                step = Step::Failure(Failure::InvalidAuthzid);
+            }
+        }
         match step {
             Step::Challenge(c) => {
                 let body = if c.is_empty() { String::new() } else { B64.encode(c) };

@@ -1,6 +1,6 @@
 //! XEP-0030 service discovery: disco#info and disco#items.
 
-use super::{to_server, IqAnswer, IqRequest, Module, Modules};
+use super::{to_server, Ctx, IqAnswer, IqRequest, Module, Modules};
 use crate::stanza::StanzaError;
 use crate::xml::{ns, Element};
 
@@ -12,7 +12,7 @@ impl Module for DiscoInfo {
         &[ns::DISCO_INFO]
     }
 
-    fn handle(&self, req: &IqRequest<'_>, ctx: &Modules) -> IqAnswer {
+    fn handle(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> IqAnswer {
         if req.set {
             return Err(StanzaError::BadRequest);
         }
@@ -28,7 +28,7 @@ impl Module for DiscoInfo {
                     .with_attr("type", "im")
                     .with_attr("name", "xmppd"),
             );
-            for f in ctx.features() {
+            for f in ctx.shared.modules.features() {
                 q = q.with_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
             }
         } else {
@@ -57,7 +57,7 @@ impl Module for DiscoItems {
         &[ns::DISCO_ITEMS]
     }
 
-    fn handle(&self, req: &IqRequest<'_>, _ctx: &Modules) -> IqAnswer {
+    fn handle(&self, req: &IqRequest<'_>, _ctx: &Ctx<'_>) -> IqAnswer {
         if req.set {
             return Err(StanzaError::BadRequest);
         }
@@ -69,4 +69,25 @@ impl Module for DiscoItems {
         }
         Ok(Some(Element::new("query", ns::DISCO_ITEMS)))
     }
+}
+
+/// XEP-0115 §5.1 verification string of the server's disco#info (one
+/// identity, server/im named xmppd, then the sorted features).
+pub fn caps_ver(modules: &Modules) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut s = String::from("server/im//xmppd<");
+    for f in modules.features() {
+        s.push_str(f);
+        s.push('<');
+    }
+    base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
+}
+
+/// XEP-0115 §6.3 stream feature advertising the server's capabilities.
+pub fn caps_element(modules: &Modules) -> String {
+    format!(
+        "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://github.com/xmppd/xmppd' ver='{}'/>",
+        caps_ver(modules)
+    )
 }

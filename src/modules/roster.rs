@@ -1,9 +1,8 @@
-//! RFC 6121 §2 roster. Rosters are stored by the IM issue; until then the
-//! roster is empty: a get returns it (§2.1.3), a set is not yet possible.
+//! RFC 6121 §2 roster iq; the logic is in [`crate::im::roster`].
 
-use super::{IqAnswer, IqRequest, Module, Modules};
+use super::{Ctx, IqAnswer, IqRequest, Module};
 use crate::stanza::StanzaError;
-use crate::xml::{ns, Element};
+use crate::xml::ns;
 
 /// jabber:iq:roster.
 pub struct Roster;
@@ -18,15 +17,12 @@ impl Module for Roster {
         &[]
     }
 
-    fn handle(&self, req: &IqRequest<'_>, _ctx: &Modules) -> IqAnswer {
+    fn handle(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> IqAnswer {
         // RFC 6121 §2.1.5: only the user's own roster, addressed to the bare
         // JID or with no `to` (which the caller maps to the bare JID).
         if req.to.node().is_some() && req.to.to_bare() != req.from.to_bare() {
             return Err(StanzaError::Forbidden);
         }
-        if req.set {
-            return Err(StanzaError::FeatureNotImplemented);
-        }
-        Ok(Some(Element::new("query", ns::ROSTER)))
+        crate::im::roster::handle(ctx, req.set, req.payload)
     }
 }

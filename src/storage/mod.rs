@@ -61,9 +61,126 @@ pub trait AccountStore: Send + Sync {
     fn count_users(&self, host: &str) -> Result<u64, StoreError>;
 }
 
-/// The whole store: every aggregate trait. Rosters, offline messages and
-/// vCards join here as their traits land.
-pub trait Store: AccountStore {
+/// RFC 6121 §2.1.2.5 subscription states (the `subscription` attribute).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Subscription {
+    /// Neither side is subscribed.
+    #[default]
+    None,
+    /// The user receives the contact's presence.
+    To,
+    /// The contact receives the user's presence.
+    From,
+    /// Both.
+    Both,
+}
+
+impl Subscription {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subscription::None => "none",
+            Subscription::To => "to",
+            Subscription::From => "from",
+            Subscription::Both => "both",
+        }
+    }
+    /// Parse the attribute value.
+    pub fn parse(s: &str) -> Option<Subscription> {
+        match s {
+            "none" => Some(Subscription::None),
+            "to" => Some(Subscription::To),
+            "from" => Some(Subscription::From),
+            "both" => Some(Subscription::Both),
+            _ => None,
+        }
+    }
+    /// The user receives the contact's presence (to or both).
+    pub fn has_to(self) -> bool {
+        matches!(self, Subscription::To | Subscription::Both)
+    }
+    /// The contact receives the user's presence (from or both).
+    pub fn has_from(self) -> bool {
+        matches!(self, Subscription::From | Subscription::Both)
+    }
+}
+
+/// One roster item (RFC 6121 §2.1.2) with the server-side subscription
+/// state of RFC 6121 Appendix A (pending-in, pending-out, pre-approval).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RosterItem {
+    /// The contact's bare JID (normalised).
+    pub jid: String,
+    /// Handle the user gave the contact.
+    pub name: Option<String>,
+    /// Subscription state.
+    pub subscription: Subscription,
+    /// Pending-out: the user asked to subscribe (`ask='subscribe'`).
+    pub ask_out: bool,
+    /// Pending-in: the contact asked to subscribe and awaits approval; the
+    /// request stanza is kept in `pending_in_stanza` for redelivery (§3.1.3).
+    pub pending_in: bool,
+    /// The stored inbound subscription request (serialised stanza).
+    pub pending_in_stanza: Option<String>,
+    /// Pre-approved (RFC 6121 §3.4): a future request is approved at once.
+    pub approved: bool,
+    /// Groups, sorted, no duplicates.
+    pub groups: Vec<String>,
+    /// Whether the item is visible in the roster: an item created only by a
+    /// pending inbound request is not shown (RFC 6121 §3.1.3) until the user
+    /// acts on it.
+    pub visible: bool,
+}
+
+/// Rosters (RFC 6121 §2) with a per-user version counter (§2.6, XEP-0237).
+pub trait RosterStore: Send + Sync {
+    /// Every item (visible or not) and the roster version.
+    fn roster(&self, user: &str, host: &str) -> Result<(u64, Vec<RosterItem>), StoreError>;
+    /// One item.
+    fn roster_item(&self, user: &str, host: &str, jid: &str) -> Result<Option<RosterItem>, StoreError>;
+    /// Insert or replace an item; returns the new roster version. Durable.
+    fn put_roster_item(&self, user: &str, host: &str, item: &RosterItem) -> Result<u64, StoreError>;
+    /// Remove an item (no-op if absent); returns the new roster version.
+    fn remove_roster_item(&self, user: &str, host: &str, jid: &str) -> Result<u64, StoreError>;
+}
+
+/// One stored offline message (XEP-0160).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflineMessage {
+    /// Store-assigned increasing id (delivery order).
+    pub id: i64,
+    /// When it was stored, seconds since the Unix epoch (for XEP-0203).
+    pub stamp: i64,
+    /// The serialised stanza as it was routed (with `from` stamped).
+    pub stanza: String,
+}
+
+/// Offline messages (XEP-0160), in arrival order.
+pub trait OfflineStore: Send + Sync {
+    /// Store a message unless the user already has `limit` of them;
+    /// `Ok(false)` when full. Durable when it returns.
+    fn push_offline(&self, user: &str, host: &str, stanza: &str, limit: usize) -> Result<bool, StoreError>;
+    /// The stored messages, oldest first (not removed).
+    fn offline(&self, user: &str, host: &str) -> Result<Vec<OfflineMessage>, StoreError>;
+    /// Remove the messages with id <= `upto` (after they were delivered).
+    fn remove_offline(&self, user: &str, host: &str, upto: i64) -> Result<(), StoreError>;
+    /// How many are stored.
+    fn count_offline(&self, user: &str, host: &str) -> Result<u64, StoreError>;
+}
+
+/// Small per-user documents keyed by name: vCard (`vcard`), private XML
+/// (`private:<namespace>`), the block list (`blocklist`), last activity
+/// (`last`). Values are opaque strings (serialised XML or text).
+pub trait UserDataStore: Send + Sync {
+    /// A value.
+    fn get_data(&self, user: &str, host: &str, key: &str) -> Result<Option<String>, StoreError>;
+    /// Set a value (`None` deletes it). Durable when it returns.
+    fn set_data(&self, user: &str, host: &str, key: &str, value: Option<&str>) -> Result<(), StoreError>;
+}
+
+/// The whole store: every aggregate trait. Removing an account removes its
+/// roster, offline messages and user data.
+pub trait Store: AccountStore + RosterStore + OfflineStore + UserDataStore {
     /// Flush anything buffered to disk (called at shutdown).
     fn flush(&self) -> Result<(), StoreError>;
 }

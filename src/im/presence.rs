@@ -1,0 +1,154 @@
+//! RFC 6121 §4 presence: initial presence with probes (§4.2–§4.3),
+//! updates (§4.4), unavailable presence (§4.5, also for dropped
+//! connections) and directed presence (§4.6).
+
+use super::{presence_xml, send_presence};
+use crate::jid::Jid;
+use crate::server::Shared;
+use crate::session::SessionHandle;
+use crate::storage::RosterItem;
+use crate::xml::{ns, StanzaHead};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// `bytes` (a stamped presence) addressed to `to`.
+pub(crate) fn addressed(bytes: &[u8], to: &str) -> Bytes {
+    match StanzaHead::parse(bytes, ns::CLIENT) {
+        Ok(h) => {
+            let from = h.attr("from").unwrap_or("").to_string();
+            Bytes::from(h.rewrite(bytes, &from, Some(to)))
+        }
+        Err(_) => Bytes::copy_from_slice(bytes),
+    }
+}
+
+fn roster(shared: &Shared, owner: &Jid) -> Vec<RosterItem> {
+    match shared.store.roster(owner.node().unwrap_or(""), owner.domain()) {
+        Ok((_, items)) => items,
+        Err(e) => {
+            tracing::error!(error = %e, owner = %owner, "reading roster");
+            Vec::new()
+        }
+    }
+}
+
+fn parse_bare(s: &str) -> Option<Jid> {
+    Jid::parse(s).ok().map(|j| j.to_bare())
+}
+
+/// Broadcast available presence from `session` (`stamped`: from its full
+/// JID, no `to`). Returns true when this was the initial presence (§4.2),
+/// which also probes contacts (§4.3) and redelivers pending subscription
+/// requests (§3.1.3).
+pub fn broadcast_available(shared: &Shared, session: &Arc<SessionHandle>, stamped: Bytes, priority: i8) -> bool {
+    let initial = !session.is_available();
+    session.set_last_presence(Some(stamped.clone()));
+    session.set_presence(true, priority);
+    let me = session.jid.to_bare();
+    let items = roster(shared, &me);
+    // §4.2.2 / §4.4.2: to every contact with a subscription `from` or `both`.
+    for it in items.iter().filter(|i| i.subscription.has_from()) {
+        if let Some(c) = parse_bare(&it.jid) {
+            send_presence(shared, &c, addressed(&stamped, &it.jid));
+        }
+    }
+    // ... and to the user's other available resources.
+    for other in shared.router.sessions_of(&me) {
+        if other.id != session.id && other.is_available() {
+            let _ = other.send(addressed(&stamped, &other.jid.to_string()));
+        }
+    }
+    if initial {
+        let full = session.jid.to_string();
+        // §4.3: probes. For local contacts the server answers at once with
+        // the last presence of each available resource (§4.3.2).
+        for it in items.iter().filter(|i| i.subscription.has_to()) {
+            let Some(c) = parse_bare(&it.jid) else { continue };
+            if !shared.router.is_local(c.domain()) {
+                continue; // remote probes need federation
+            }
+            for s in shared.router.sessions_of(&c) {
+                if let (true, Some(p)) = (s.is_available(), s.last_presence()) {
+                    let _ = session.send(addressed(&p, &full));
+                }
+            }
+        }
+        for other in shared.router.sessions_of(&me) {
+            if let (true, Some(p)) = (other.id != session.id && other.is_available(), other.last_presence()) {
+                let _ = session.send(addressed(&p, &full));
+            }
+        }
+        // §3.1.3: subscription requests received while offline.
+        for it in items.iter().filter(|i| i.pending_in) {
+            if let Some(s) = &it.pending_in_stanza {
+                let _ = session.send(Bytes::from(s.clone()));
+            }
+        }
+    }
+    initial
+}
+
+/// Unavailable presence from `session` (§4.5): to subscribers, the user's
+/// other resources and everyone that got directed presence (§4.6.3).
+/// `stamped` is the client's unavailable presence, or None when the
+/// connection dropped (§4.5.3: the server generates it).
+pub fn broadcast_unavailable(shared: &Shared, session: &Arc<SessionHandle>, stamped: Option<Bytes>, directed: &[Jid]) {
+    let was = session.is_available();
+    session.set_presence(false, 0);
+    session.set_last_presence(None);
+    if !was && directed.is_empty() {
+        return;
+    }
+    let full = session.jid.to_string();
+    let bytes = stamped.unwrap_or_else(|| {
+        let mut e = crate::xml::Element::new("presence", ns::CLIENT).with_attr("type", "unavailable");
+        e.set_attr("from", full.clone());
+        Bytes::from(e.to_client_string())
+    });
+    let me = session.jid.to_bare();
+    if was {
+        for it in roster(shared, &me).iter().filter(|i| i.subscription.has_from()) {
+            if let Some(c) = parse_bare(&it.jid) {
+                send_presence(shared, &c, addressed(&bytes, &it.jid));
+            }
+        }
+        for other in shared.router.sessions_of(&me) {
+            if other.id != session.id && other.is_available() {
+                let _ = other.send(addressed(&bytes, &other.jid.to_string()));
+            }
+        }
+    }
+    for d in directed {
+        send_presence(shared, d, addressed(&bytes, &d.to_string()));
+    }
+}
+
+/// Send the current presence of each of `from`'s available resources to
+/// `to` (bare): after `to` gains a subscription (§3.1.5).
+pub fn send_current_to(shared: &Shared, from: &Jid, to: &Jid) {
+    for s in shared.router.sessions_of(from) {
+        if let (true, Some(p)) = (s.is_available(), s.last_presence()) {
+            send_presence(shared, to, addressed(&p, &to.to_string()));
+        }
+    }
+}
+
+/// Unavailable presence from each of `from`'s available resources to `to`
+/// (bare): after `to` loses its subscription (§3.2.2, §3.3.3).
+pub fn send_unavailable_from_all(shared: &Shared, from: &Jid, to: &Jid) {
+    for s in shared.router.sessions_of(from) {
+        if s.is_available() {
+            send_presence(shared, to, presence_xml(&s.jid.to_string(), &to.to_string(), Some("unavailable")));
+        }
+    }
+}
+
+/// Whether `contact` (bare) receives `user`'s presence by subscription.
+pub fn is_subscriber(shared: &Shared, user: &Jid, contact: &Jid) -> bool {
+    shared
+        .store
+        .roster_item(user.node().unwrap_or(""), user.domain(), &contact.to_bare().to_string())
+        .ok()
+        .flatten()
+        .is_some_and(|i| i.subscription.has_from())
+}

@@ -1,0 +1,248 @@
+//! Raw-XML tests of RFC 6121 (rosters, subscriptions, presence) and
+//! XEP-0160 offline messages, XEP-0280 carbons, XEP-0352 CSI.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+async fn roster_get(c: &mut TestClient) -> String {
+    c.send("<iq type='get' id='rg'><query xmlns='jabber:iq:roster'/></iq>").await;
+    c.expect("</iq>").await
+}
+
+/// RFC 6121 §2.3 roster set, §2.1.6 push to every interested resource,
+/// §2.5 remove, §2.6 versioning.
+#[tokio::test]
+async fn roster_set_push_remove_and_versioning() {
+    let srv = start_server().await;
+    srv.register("juliet", "pw");
+    let mut a = TestClient::online(&srv, "juliet", "pw", "balcony", 0).await;
+    let mut b = TestClient::online(&srv, "juliet", "pw", "chamber", 0).await;
+    let first = roster_get(&mut a).await;
+    assert!(first.contains("<query xmlns='jabber:iq:roster' ver='0'/>"), "{first}");
+    roster_get(&mut b).await;
+    a.send("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='Nurse@localhost' name='Nurse'><group>Servants</group></item></query></iq>").await;
+    for c in [&mut a, &mut b] {
+        let push = c.expect("</iq>").await;
+        assert!(push.contains("type='set'") && push.contains("jid='nurse@localhost'"), "{push}");
+        assert!(push.contains("subscription='none'") && push.contains("<group>Servants</group>"), "{push}");
+        assert!(push.contains("ver='1'"), "{push}");
+    }
+    let res = a.expect("/>").await;
+    assert!(res.contains("type='result'") && res.contains("id='s1'"), "{res}");
+    // §2.6.3: unchanged version → empty result.
+    a.send("<iq type='get' id='v1'><query xmlns='jabber:iq:roster' ver='1'/></iq>").await;
+    let got = a.expect("/>").await;
+    assert!(got.contains("id='v1'") && got.contains("type='result'") && !got.contains("query"), "{got}");
+    // Outdated version → the whole roster.
+    a.send("<iq type='get' id='v2'><query xmlns='jabber:iq:roster' ver='0'/></iq>").await;
+    let got = a.expect("</iq>").await;
+    assert!(got.contains("jid='nurse@localhost'") && got.contains("ver='1'"), "{got}");
+    // §2.3.3: two items in one set is a bad request; duplicate groups too.
+    a.send("<iq type='set' id='bad'><query xmlns='jabber:iq:roster'><item jid='x@localhost'/><item jid='y@localhost'/></query></iq>").await;
+    assert!(a.expect("</iq>").await.contains("<bad-request"));
+    a.send("<iq type='set' id='bad2'><query xmlns='jabber:iq:roster'><item jid='x@localhost'><group>g</group><group>g</group></item></query></iq>").await;
+    assert!(a.expect("</iq>").await.contains("<bad-request"));
+    // §2.5 remove.
+    a.send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='nurse@localhost' subscription='remove'/></query></iq>").await;
+    let push = b.expect("</iq>").await;
+    assert!(push.contains("subscription='remove'"), "{push}");
+    a.send("<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='nobody@localhost' subscription='remove'/></query></iq>").await;
+    assert!(a.expect("<item-not-found").await.contains("id='r2'"));
+}
+
+/// RFC 6121 §3.1: the full subscription handshake ends in `both` on both
+/// sides, with pushes at each step and presence exchanged.
+#[tokio::test]
+async fn subscription_handshake_to_both() {
+    let srv = start_server().await;
+    srv.register("romeo", "pr");
+    srv.register("juliet", "pj");
+    let mut r = TestClient::online(&srv, "romeo", "pr", "orchard", 0).await;
+    let mut j = TestClient::online(&srv, "juliet", "pj", "balcony", 0).await;
+    roster_get(&mut r).await;
+    roster_get(&mut j).await;
+    // Romeo asks.
+    r.send("<presence to='juliet@localhost' type='subscribe'/>").await;
+    let push = r.expect("</iq>").await;
+    assert!(push.contains("ask='subscribe'") && push.contains("subscription='none'"), "{push}");
+    let req = j.expect("/>").await;
+    assert!(req.contains("type='subscribe'") && req.contains("from='romeo@localhost'"), "{req}");
+    // Juliet approves: her roster gets romeo with `from`, romeo's gets `to`.
+    j.send("<presence to='romeo@localhost' type='subscribed'/>").await;
+    let push = j.expect("</iq>").await;
+    assert!(push.contains("jid='romeo@localhost'") && push.contains("subscription='from'"), "{push}");
+    // Romeo gets the push (`to`), the `subscribed` and then Juliet's presence (§3.1.5).
+    let got = r.expect("from='juliet@localhost/balcony'").await;
+    assert!(got.contains("subscription='to'"), "{got}");
+    assert!(got.contains("type='subscribed'") && got.contains("from='juliet@localhost'"), "{got}");
+    // And the other way round.
+    j.send("<presence to='romeo@localhost' type='subscribe'/>").await;
+    r.expect("type='subscribe'").await;
+    r.send("<presence to='juliet@localhost' type='subscribed'/>").await;
+    r.expect("subscription='both'").await;
+    j.expect("subscription='both'").await;
+    let rr = roster_get(&mut r).await;
+    assert!(rr.contains("jid='juliet@localhost'") && rr.contains("subscription='both'"), "{rr}");
+    let jr = roster_get(&mut j).await;
+    assert!(jr.contains("jid='romeo@localhost'") && jr.contains("subscription='both'"), "{jr}");
+    // Presence updates now flow both ways (§4.4).
+    j.send("<presence><show>away</show></presence>").await;
+    let p = r.expect("</presence>").await;
+    assert!(p.contains("from='juliet@localhost/balcony'") && p.contains("<show>away</show>"), "{p}");
+    // Unavailable on logout (§4.5) reaches the subscriber.
+    j.send("</stream:stream>").await;
+    let p = r.expect("type='unavailable'").await;
+    assert!(p.contains("from='juliet@localhost/balcony'"), "{p}");
+}
+
+/// RFC 6121 §3.1.3: a request to an offline user is stored and delivered
+/// at the next login; §4.3: probes answer with contacts' presence at login.
+#[tokio::test]
+async fn offline_subscription_request_and_probes() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    a.send("<presence to='bob@localhost' type='subscribe'><status>let me in</status></presence>").await;
+    a.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    a.expect("id='sync'").await;
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    let req = b.expect("</presence>").await;
+    assert!(req.contains("type='subscribe'") && req.contains("let me in"), "{req}");
+    b.send("<presence to='alice@localhost' type='subscribed'/>").await;
+    // Alice now sees Bob's presence; after Bob logs out and in, Alice gets it again,
+    // and a new login of Alice gets Bob's presence through the probe.
+    a.expect("from='bob@localhost/b'").await;
+    drop(a);
+    let mut a2 = TestClient::login(&srv, "alice", "pa", "again").await;
+    a2.send("<presence/>").await;
+    let p = a2.expect("from='bob@localhost/b'").await;
+    assert!(p.contains("<presence"), "{p}");
+}
+
+/// XEP-0160: chat messages to an offline user are stored and delivered in
+/// order with a XEP-0203 delay at the next initial presence; a message to
+/// a user that does not exist gets service-unavailable (RFC 6121 §8.5.1).
+#[tokio::test]
+async fn offline_messages_in_order_with_delay() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    for i in 1..=3 {
+        a.send(&format!("<message to='bob@localhost' type='chat' id='o{i}'><body>offline {i}</body></message>")).await;
+    }
+    // A chat state alone is not stored.
+    a.send("<message to='bob@localhost' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>").await;
+    a.send("<message to='ghost@localhost' type='chat' id='g1'><body>x</body></message>").await;
+    let got = a.expect("</message>").await;
+    assert!(got.contains("id='g1'") && got.contains("<service-unavailable"), "{got}");
+    assert_eq!(srv.shared.store.count_offline("bob", "localhost").unwrap(), 3);
+    let mut b = TestClient::login(&srv, "bob", "pb", "b").await;
+    b.send("<presence/>").await;
+    let mut last = 0;
+    for i in 1..=3 {
+        let m = b.expect("</message>").await;
+        assert!(m.contains(&format!("<body>offline {i}</body>")), "{m}");
+        assert!(m.contains("<delay xmlns='urn:xmpp:delay' from='localhost' stamp='"), "{m}");
+        assert!(m.contains("from='alice@localhost/a'"), "{m}");
+        assert!(i > last);
+        last = i;
+    }
+    assert!(!b.drain(Duration::from_millis(300)).await.contains("composing"));
+    assert_eq!(srv.shared.store.count_offline("bob", "localhost").unwrap(), 0);
+}
+
+/// XEP-0160 §3: a full offline store gets service-unavailable.
+#[tokio::test]
+async fn offline_limit() {
+    let srv = start_server_with("[im]\nmax_offline_messages = 2").await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    for i in 1..=3 {
+        a.send(&format!("<message to='bob@localhost' type='chat' id='o{i}'><body>{i}</body></message>")).await;
+    }
+    let got = a.expect("</message>").await;
+    assert!(got.contains("id='o3'") && got.contains("<service-unavailable"), "{got}");
+}
+
+/// XEP-0280: carbons of sent and received messages to the other enabled
+/// resources; `<private/>` messages are not copied.
+#[tokio::test]
+async fn carbons_both_ways() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a1 = TestClient::online(&srv, "alice", "pa", "phone", 5).await;
+    let mut a2 = TestClient::online(&srv, "alice", "pa", "laptop", 0).await;
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    for c in [&mut a1, &mut a2] {
+        c.send("<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>").await;
+        assert!(c.expect("/>").await.contains("type='result'"));
+    }
+    a1.drain(Duration::from_millis(100)).await;
+    a2.drain(Duration::from_millis(100)).await;
+    // Received: bob → alice (bare) goes to the phone (priority 5); the laptop gets a carbon.
+    b.send("<message to='alice@localhost' type='chat'><body>hello alice</body></message>").await;
+    assert!(a1.expect("</message>").await.contains("hello alice"));
+    let c = a2.expect("</message></forwarded></received></message>").await;
+    assert!(c.contains("<received xmlns='urn:xmpp:carbons:2'>") && c.contains("from='alice@localhost'"), "{c}");
+    assert!(c.contains("<message xmlns='jabber:client'") && c.contains("hello alice"), "{c}");
+    // Sent: the laptop writes to bob; the phone gets a <sent/> copy.
+    a2.send("<message to='bob@localhost/b' type='chat'><body>from laptop</body></message>").await;
+    assert!(b.expect("</message>").await.contains("from laptop"));
+    let c = a1.expect("</message></forwarded></sent></message>").await;
+    assert!(c.contains("<sent xmlns='urn:xmpp:carbons:2'>") && c.contains("from laptop"), "{c}");
+    // Private messages are not copied.
+    a2.send("<message to='bob@localhost/b' type='chat'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>").await;
+    assert!(b.expect("</message>").await.contains("secret"));
+    assert!(!a1.drain(Duration::from_millis(300)).await.contains("secret"));
+}
+
+/// XEP-0352: presence is held back while inactive and flushed on active;
+/// messages are not held back.
+#[tokio::test]
+async fn csi_holds_presence() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    let mut one = TestClient::online(&srv, "alice", "pa", "one", 0).await;
+    let mut two = TestClient::online(&srv, "alice", "pa", "two", 0).await;
+    one.drain(Duration::from_millis(100)).await;
+    one.send("<inactive xmlns='urn:xmpp:csi:0'/>").await;
+    two.send("<presence><status>first</status></presence>").await;
+    two.send("<presence><status>second</status></presence>").await;
+    assert!(!one.drain(Duration::from_millis(300)).await.contains("status"));
+    two.send("<message to='alice@localhost/one' type='chat'><body>urgent</body></message>").await;
+    let got = one.expect("urgent").await;
+    // The held presence arrives before the message; only the latest one.
+    assert!(got.contains("second") && !got.contains("first"), "{got}");
+    one.send("<active xmlns='urn:xmpp:csi:0'/>").await;
+}
+
+/// XEP-0199 §4.1: the server pings an idle client and closes a session
+/// that does not answer.
+#[tokio::test]
+async fn server_pings_idle_clients() {
+    let srv = start_server_with("[im]\nping_interval_secs = 1\nping_timeout_secs = 1").await;
+    srv.register("alice", "pa");
+    let mut a = TestClient::login(&srv, "alice", "pa", "a").await;
+    let ping = a.expect("</iq>").await;
+    assert!(ping.contains("<ping xmlns='urn:xmpp:ping'/>") && ping.contains("type='get'"), "{ping}");
+    let got = a.expect_closed().await;
+    assert!(got.contains("<connection-timeout"), "{got}");
+}
+
+/// The features after authentication list roster versioning, CSI and caps.
+#[tokio::test]
+async fn bound_stream_features() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    let (mut c, _) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;
+    c.scram("SCRAM-SHA-256", "alice", "pa").await.unwrap();
+    let f = c.open().await;
+    assert!(f.contains("<ver xmlns='urn:xmpp:features:rosterver'/>"), "{f}");
+    assert!(f.contains("<csi xmlns='urn:xmpp:csi:0'/>"), "{f}");
+    assert!(f.contains("<c xmlns='http://jabber.org/protocol/caps' hash='sha-1'"), "{f}");
+}
