@@ -236,7 +236,12 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| format!("line {}: ", text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1))
+                .map(|s| {
+                    format!(
+                        "line {}: ",
+                        text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+                    )
+                })
                 .unwrap_or_default();
             err(format!("{line}{}", e.message()))
         })?;
@@ -267,7 +272,8 @@ impl Config {
             return Err("key `auth.scram_iterations`: must be between 4096 and 1000000".into());
         }
         for net in &self.registration.allow_from {
-            crate::config::parse_cidr(net).ok_or_else(|| format!("key `registration.allow_from`: `{net}` is not a network like 127.0.0.0/8"))?;
+            crate::config::parse_cidr(net)
+                .ok_or_else(|| format!("key `registration.allow_from`: `{net}` is not a network like 127.0.0.0/8"))?;
         }
         if self.im.max_roster_items == 0 {
             return Err("key `im.max_roster_items`: must be at least 1".into());

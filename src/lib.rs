@@ -18,8 +18,8 @@
 
 pub mod c2s;
 pub mod config;
-pub mod im;
 pub mod ctl;
+pub mod im;
 pub mod jid;
 pub mod modules;
 pub mod router;

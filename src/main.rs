@@ -55,7 +55,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Ctl { config, args } => ExitCode::from(xmppd::ctl::run_cli(config.as_deref(), args).clamp(0, 255) as u8),
+        Command::Ctl { config, args } => {
+            ExitCode::from(xmppd::ctl::run_cli(config.as_deref(), args).clamp(0, 255) as u8)
+        }
     }
 }
 

@@ -279,7 +279,10 @@ mod tests {
         let (_b, mut rb) = session(&r, 2, "a@x/2", Some(5));
         let (_c, mut rc) = session(&r, 3, "a@x/3", Some(5));
         let (_d, mut rd) = session(&r, 4, "a@x/4", None);
-        assert_eq!(r.route(Kind::Message, "chat", &j("a@x"), Bytes::from_static(b"m")), Delivery::Delivered(vec![2, 3]));
+        assert_eq!(
+            r.route(Kind::Message, "chat", &j("a@x"), Bytes::from_static(b"m")),
+            Delivery::Delivered(vec![2, 3])
+        );
         assert!(ra.try_recv().is_err() && rd.try_recv().is_err());
         assert!(rb.try_recv().is_ok() && rc.try_recv().is_ok());
     }
@@ -289,11 +292,17 @@ mod tests {
         let r = Router::new(&["x".into()]);
         let (_a, mut ra) = session(&r, 1, "a@x/1", Some(0));
         assert_eq!(r.route(Kind::Iq, "get", &j("a@x/1"), Bytes::new()), Delivery::Delivered(vec![1]));
-        assert_eq!(r.route(Kind::Iq, "get", &j("a@x/zz"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
+        assert_eq!(
+            r.route(Kind::Iq, "get", &j("a@x/zz"), Bytes::new()),
+            Delivery::Bounce(StanzaError::ServiceUnavailable)
+        );
         assert_eq!(r.route(Kind::Message, "chat", &j("a@x/zz"), Bytes::new()), Delivery::Delivered(vec![1]));
         assert_eq!(r.route(Kind::Message, "headline", &j("a@x/zz"), Bytes::new()), Delivery::Dropped);
         assert_eq!(r.route(Kind::Message, "chat", &j("b@x"), Bytes::new()), Delivery::Offline);
-        assert_eq!(r.route(Kind::Message, "chat", &j("b@y"), Bytes::new()), Delivery::Bounce(StanzaError::RemoteServerNotFound));
+        assert_eq!(
+            r.route(Kind::Message, "chat", &j("b@y"), Bytes::new()),
+            Delivery::Bounce(StanzaError::RemoteServerNotFound)
+        );
         assert!(ra.try_recv().is_ok());
     }
 
@@ -326,7 +335,10 @@ mod tests {
         for _ in 0..4 {
             r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new());
         }
-        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new()), Delivery::Bounce(StanzaError::ServiceUnavailable));
+        assert_eq!(
+            r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new()),
+            Delivery::Bounce(StanzaError::ServiceUnavailable)
+        );
         assert_eq!(a.close_reason().unwrap().error, StreamError::PolicyViolation);
     }
 }

@@ -81,7 +81,8 @@ impl Server {
         let tls = crate::tls::server_config(&config)?;
         let mut listeners = Vec::new();
         for l in &config.listen {
-            let sock = TcpListener::bind(l.address).await.map_err(|source| ServerError::Bind { addr: l.address, source })?;
+            let sock =
+                TcpListener::bind(l.address).await.map_err(|source| ServerError::Bind { addr: l.address, source })?;
             listeners.push((l.kind, sock));
         }
         let shared = Arc::new(Shared {

@@ -121,6 +121,14 @@ async fn plain_authzid_for_another_user_is_refused() {
     c.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{msg}</auth>")).await;
     let got = c.expect("</failure>").await;
     assert!(got.contains("<invalid-authzid/>"), "{got}");
+    // The user's own bare JID on another domain is someone else too.
+    let msg = B64.encode("bob@example.org\0bob\0pw1");
+    c.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{msg}</auth>")).await;
+    assert!(c.expect("</failure>").await.contains("<invalid-authzid/>"));
+    // Its own JID is fine.
+    let msg = B64.encode("bob@localhost\0bob\0pw1");
+    c.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{msg}</auth>")).await;
+    assert!(c.expect_any(&["</success>", "/>"]).await.contains("<success"));
 }
 
 /// RFC 6120 §6.5.8: unknown mechanism; §6.5.3 bad base64.

@@ -5,9 +5,10 @@ mod common;
 use common::*;
 use std::time::Duration;
 
+/// A roster get; returns the result stanza (skipping whatever came before).
 async fn roster_get(c: &mut TestClient) -> String {
     c.send("<iq type='get' id='rg'><query xmlns='jabber:iq:roster'/></iq>").await;
-    c.expect("</iq>").await
+    c.expect_stanza("id='rg'").await
 }
 
 /// RFC 6121 §2.3 roster set, §2.1.6 push to every interested resource,
@@ -23,32 +24,30 @@ async fn roster_set_push_remove_and_versioning() {
     roster_get(&mut b).await;
     a.send("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='Nurse@localhost' name='Nurse'><group>Servants</group></item></query></iq>").await;
     for c in [&mut a, &mut b] {
-        let push = c.expect("</iq>").await;
-        assert!(push.contains("type='set'") && push.contains("jid='nurse@localhost'"), "{push}");
-        assert!(push.contains("subscription='none'") && push.contains("<group>Servants</group>"), "{push}");
-        assert!(push.contains("ver='1'"), "{push}");
+        let push = c.expect_stanza("type='set'").await;
+        assert!(push.contains("jid='nurse@localhost'") && push.contains("subscription='none'"), "{push}");
+        assert!(push.contains("<group>Servants</group>") && push.contains("ver='1'"), "{push}");
     }
-    let res = a.expect("/>").await;
-    assert!(res.contains("type='result'") && res.contains("id='s1'"), "{res}");
+    // The result may come before or after the push (RFC 6121 §2.3.2 sets no order).
     // §2.6.3: unchanged version → empty result.
     a.send("<iq type='get' id='v1'><query xmlns='jabber:iq:roster' ver='1'/></iq>").await;
-    let got = a.expect("/>").await;
+    let got = a.expect_stanza("id='v1'").await;
     assert!(got.contains("id='v1'") && got.contains("type='result'") && !got.contains("query"), "{got}");
     // Outdated version → the whole roster.
     a.send("<iq type='get' id='v2'><query xmlns='jabber:iq:roster' ver='0'/></iq>").await;
-    let got = a.expect("</iq>").await;
+    let got = a.expect_stanza("id='v2'").await;
     assert!(got.contains("jid='nurse@localhost'") && got.contains("ver='1'"), "{got}");
     // §2.3.3: two items in one set is a bad request; duplicate groups too.
     a.send("<iq type='set' id='bad'><query xmlns='jabber:iq:roster'><item jid='x@localhost'/><item jid='y@localhost'/></query></iq>").await;
-    assert!(a.expect("</iq>").await.contains("<bad-request"));
+    assert!(a.expect_stanza("id='bad'").await.contains("<bad-request"));
     a.send("<iq type='set' id='bad2'><query xmlns='jabber:iq:roster'><item jid='x@localhost'><group>g</group><group>g</group></item></query></iq>").await;
-    assert!(a.expect("</iq>").await.contains("<bad-request"));
+    assert!(a.expect_stanza("id='bad2'").await.contains("<bad-request"));
     // §2.5 remove.
     a.send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='nurse@localhost' subscription='remove'/></query></iq>").await;
-    let push = b.expect("</iq>").await;
-    assert!(push.contains("subscription='remove'"), "{push}");
+    let push = b.expect_stanza("subscription='remove'").await;
+    assert!(push.contains("jid='nurse@localhost'"), "{push}");
     a.send("<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='nobody@localhost' subscription='remove'/></query></iq>").await;
-    assert!(a.expect("<item-not-found").await.contains("id='r2'"));
+    assert!(a.expect_stanza("id='r2'").await.contains("<item-not-found"));
 }
 
 /// RFC 6121 §3.1: the full subscription handshake ends in `both` on both
@@ -64,35 +63,35 @@ async fn subscription_handshake_to_both() {
     roster_get(&mut j).await;
     // Romeo asks.
     r.send("<presence to='juliet@localhost' type='subscribe'/>").await;
-    let push = r.expect("</iq>").await;
+    let push = r.expect_stanza("<iq").await;
     assert!(push.contains("ask='subscribe'") && push.contains("subscription='none'"), "{push}");
-    let req = j.expect("/>").await;
-    assert!(req.contains("type='subscribe'") && req.contains("from='romeo@localhost'"), "{req}");
+    let req = j.expect_stanza("type='subscribe'").await;
+    assert!(req.contains("from='romeo@localhost'"), "{req}");
     // Juliet approves: her roster gets romeo with `from`, romeo's gets `to`.
     j.send("<presence to='romeo@localhost' type='subscribed'/>").await;
-    let push = j.expect("</iq>").await;
+    let push = j.expect_stanza("<iq").await;
     assert!(push.contains("jid='romeo@localhost'") && push.contains("subscription='from'"), "{push}");
     // Romeo gets the push (`to`), the `subscribed` and then Juliet's presence (§3.1.5).
-    let got = r.expect("from='juliet@localhost/balcony'").await;
-    assert!(got.contains("subscription='to'"), "{got}");
-    assert!(got.contains("type='subscribed'") && got.contains("from='juliet@localhost'"), "{got}");
+    assert!(r.expect_stanza("<iq").await.contains("subscription='to'"));
+    assert!(r.expect_stanza("<presence").await.contains("type='subscribed'"));
+    assert!(r.expect_stanza("<presence").await.contains("from='juliet@localhost/balcony'"));
     // And the other way round.
     j.send("<presence to='romeo@localhost' type='subscribe'/>").await;
-    r.expect("type='subscribe'").await;
+    r.expect_stanza("type='subscribe'").await;
     r.send("<presence to='juliet@localhost' type='subscribed'/>").await;
-    r.expect("subscription='both'").await;
-    j.expect("subscription='both'").await;
+    r.expect_stanza("subscription='both'").await;
+    j.expect_stanza("subscription='both'").await;
     let rr = roster_get(&mut r).await;
     assert!(rr.contains("jid='juliet@localhost'") && rr.contains("subscription='both'"), "{rr}");
     let jr = roster_get(&mut j).await;
     assert!(jr.contains("jid='romeo@localhost'") && jr.contains("subscription='both'"), "{jr}");
     // Presence updates now flow both ways (§4.4).
     j.send("<presence><show>away</show></presence>").await;
-    let p = r.expect("</presence>").await;
-    assert!(p.contains("from='juliet@localhost/balcony'") && p.contains("<show>away</show>"), "{p}");
+    let p = r.expect_stanza("<show>away</show>").await;
+    assert!(p.contains("from='juliet@localhost/balcony'"), "{p}");
     // Unavailable on logout (§4.5) reaches the subscriber.
     j.send("</stream:stream>").await;
-    let p = r.expect("type='unavailable'").await;
+    let p = r.expect_stanza("type='unavailable'").await;
     assert!(p.contains("from='juliet@localhost/balcony'"), "{p}");
 }
 
@@ -107,7 +106,8 @@ async fn offline_subscription_request_and_probes() {
     a.send("<presence to='bob@localhost' type='subscribe'><status>let me in</status></presence>").await;
     a.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>").await;
     a.expect("id='sync'").await;
-    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    let mut b = TestClient::login(&srv, "bob", "pb", "b").await;
+    b.send("<presence/>").await;
     let req = b.expect("</presence>").await;
     assert!(req.contains("type='subscribe'") && req.contains("let me in"), "{req}");
     b.send("<presence to='alice@localhost' type='subscribed'/>").await;
@@ -134,7 +134,10 @@ async fn offline_messages_in_order_with_delay() {
         a.send(&format!("<message to='bob@localhost' type='chat' id='o{i}'><body>offline {i}</body></message>")).await;
     }
     // A chat state alone is not stored.
-    a.send("<message to='bob@localhost' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>").await;
+    a.send(
+        "<message to='bob@localhost' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>",
+    )
+    .await;
     a.send("<message to='ghost@localhost' type='chat' id='g1'><body>x</body></message>").await;
     let got = a.expect("</message>").await;
     assert!(got.contains("id='g1'") && got.contains("<service-unavailable"), "{got}");
@@ -196,7 +199,10 @@ async fn carbons_both_ways() {
     let c = a1.expect("</message></forwarded></sent></message>").await;
     assert!(c.contains("<sent xmlns='urn:xmpp:carbons:2'>") && c.contains("from laptop"), "{c}");
     // Private messages are not copied.
-    a2.send("<message to='bob@localhost/b' type='chat'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>").await;
+    a2.send(
+        "<message to='bob@localhost/b' type='chat'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>",
+    )
+    .await;
     assert!(b.expect("</message>").await.contains("secret"));
     assert!(!a1.drain(Duration::from_millis(300)).await.contains("secret"));
 }
@@ -245,4 +251,76 @@ async fn bound_stream_features() {
     assert!(f.contains("<ver xmlns='urn:xmpp:features:rosterver'/>"), "{f}");
     assert!(f.contains("<csi xmlns='urn:xmpp:csi:0'/>"), "{f}");
     assert!(f.contains("<c xmlns='http://jabber.org/protocol/caps' hash='sha-1'"), "{f}");
+}
+
+/// XEP-0077: off by default (no stream feature, service-unavailable).
+#[tokio::test]
+async fn ibr_off_by_default() {
+    let srv = start_server().await;
+    let (mut c, f) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;
+    assert!(!f.contains("iq-register"), "{f}");
+    c.send("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>").await;
+    let got = c.expect("</iq>").await;
+    assert!(got.contains("<service-unavailable"), "{got}");
+}
+
+/// XEP-0077 §3.1: with registration enabled, a new account is created
+/// before authentication and can log in.
+#[tokio::test]
+async fn ibr_enabled_creates_account() {
+    let srv = start_server_with("[registration]\nenabled = true\nallow_from = [\"127.0.0.0/8\"]").await;
+    let (mut c, f) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;
+    assert!(f.contains("<register xmlns='http://jabber.org/features/iq-register'/>"), "{f}");
+    c.send("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>").await;
+    assert!(c.expect("</iq>").await.contains("<username/>"));
+    c.send("<iq type='set' id='r2'><query xmlns='jabber:iq:register'><username>newbie</username><password>s3cret-pw</password></query></iq>").await;
+    let got = c.expect_any(&["/>", "</iq>"]).await;
+    assert!(got.contains("type='result'") && got.contains("id='r2'"), "{got}");
+    c.scram("SCRAM-SHA-256", "newbie", "s3cret-pw").await.unwrap();
+    // Registering the same name again is a conflict.
+    let (mut d, _) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;
+    d.send("<iq type='set' id='r3'><query xmlns='jabber:iq:register'><username>newbie</username><password>other-pw</password></query></iq>").await;
+    assert!(d.expect("</iq>").await.contains("<conflict"));
+}
+
+/// XEP-0191 §3.5: stanzas to and from blocked entities.
+#[tokio::test]
+async fn blocking_applies_to_routing() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    a.send("<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block></iq>").await;
+    a.expect("id='bl'").await;
+    b.send("<message to='alice@localhost/a' type='chat' id='m1'><body>let me talk</body></message>").await;
+    let got = b.expect("</message>").await;
+    assert!(got.contains("id='m1'") && got.contains("<service-unavailable"), "{got}");
+    assert!(!a.drain(Duration::from_millis(300)).await.contains("let me talk"));
+    a.send("<message to='bob@localhost/b' type='chat' id='m2'><body>hi</body></message>").await;
+    let got = a.expect("</message>").await;
+    assert!(got.contains("<not-acceptable") && got.contains("<blocked xmlns='urn:xmpp:blocking:errors'/>"), "{got}");
+    a.send("<iq type='set' id='ub'><unblock xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></unblock></iq>")
+        .await;
+    a.expect("id='ub'").await;
+    b.send("<message to='alice@localhost/a' type='chat' id='m3'><body>now?</body></message>").await;
+    assert!(a.expect("</message>").await.contains("now?"));
+}
+
+/// XEP-0153 §4.1: the server adds the vCard avatar hash to presence.
+#[tokio::test]
+async fn avatar_hash_in_presence() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    let mut watcher = TestClient::online(&srv, "alice", "pa", "w", 0).await;
+    let mut a = TestClient::login(&srv, "alice", "pa", "a").await;
+    a.send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>aGVsbG8=</BINVAL></PHOTO></vCard></iq>").await;
+    assert!(a.expect("id='v1'").await.contains("result"));
+    a.send("<presence/>").await;
+    let p = watcher.expect("</presence>").await;
+    // sha1("hello")
+    assert!(
+        p.contains("<x xmlns='vcard-temp:x:update'><photo>aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d</photo></x>"),
+        "{p}"
+    );
 }

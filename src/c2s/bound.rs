@@ -25,7 +25,10 @@ impl Conn {
             }
             // RFC 6120 §4.9.3.21: a first-level element we do not support.
             _ => {
-                return Err(Exit::Error(StreamError::UnsupportedStanzaType, Some(format!("unexpected <{}/>", head.name))))
+                return Err(Exit::Error(
+                    StreamError::UnsupportedStanzaType,
+                    Some(format!("unexpected <{}/>", head.name)),
+                ))
             }
         };
         let session = self.session.clone().ok_or(Exit::Io)?;
@@ -56,8 +59,17 @@ impl Conn {
             // RFC 6121 §4.2 / §4.4 / §4.5: presence with no `to` is broadcast.
             (Kind::Presence, None) => self.broadcast_presence(&bytes, &head, &ty).await,
             // RFC 6121 §3: subscription management, addressed to bare JIDs.
-            (Kind::Presence, Some(t)) if matches!(ty.as_str(), "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
+            (Kind::Presence, Some(t))
+                if matches!(ty.as_str(), "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") =>
+            {
                 let (user, contact) = (me.to_bare(), t.to_bare());
+                let blocked = &self.shared.blocklists;
+                if blocked.is_blocked(&self.shared, &user, &contact)
+                    || (self.shared.router.is_local(contact.domain())
+                        && blocked.is_blocked(&self.shared, &contact, &user))
+                {
+                    return Ok(()); // XEP-0191 §3.5: presence to or from a blocked entity is dropped
+                }
                 let stamped = Bytes::from(head.rewrite(&bytes, &user.to_string(), Some(&contact.to_string())));
                 im::subscription::outbound(&self.shared, &user, &contact, &ty, stamped);
                 Ok(())
@@ -67,7 +79,9 @@ impl Conn {
             // RFC 6120 §10.3.1: a message with no `to` is for the sender's bare JID.
             (Kind::Message, None) => self.route(kind, &ty, &me.to_bare(), &bytes, &head).await,
             // Messages and presence for the server itself are not processed.
-            (Kind::Message | Kind::Presence, Some(t)) if t.node().is_none() && self.shared.router.is_local(t.domain()) => {
+            (Kind::Message | Kind::Presence, Some(t))
+                if t.node().is_none() && self.shared.router.is_local(t.domain()) =>
+            {
                 Ok(())
             }
             (Kind::Presence, Some(t)) => {
@@ -94,6 +108,33 @@ impl Conn {
     async fn route(&mut self, kind: Kind, ty: &str, to: &Jid, bytes: &[u8], head: &StanzaHead) -> Result<(), Exit> {
         let session = self.session.clone().ok_or(Exit::Io)?;
         let me = session.jid.to_string();
+        // XEP-0191 §3.5: nothing goes to an entity the user blocked.
+        let blocklists = &self.shared.blocklists;
+        if blocklists.is_blocked(&self.shared, &session.jid.to_bare(), to) {
+            if kind == Kind::Presence || ty == "error" {
+                return Ok(());
+            }
+            let mut reply = Element::new(&head.name, ns::CLIENT).with_attr("type", "error");
+            if let Some(id) = head.attr("id") {
+                reply.set_attr("id", id);
+            }
+            reply.set_attr("from", to.to_string());
+            reply.set_attr("to", me);
+            let reply = reply.with_child(crate::modules::blocking::blocked_error());
+            return self.write(reply.to_client_string().as_bytes()).await;
+        }
+        // XEP-0191 §3.5: stanzas from an entity a local recipient blocked are
+        // not delivered: presence is dropped, messages and requests bounce.
+        if self.shared.router.is_local(to.domain())
+            && to.node().is_some()
+            && blocklists.is_blocked(&self.shared, &to.to_bare(), &session.jid)
+        {
+            if kind == Kind::Presence || matches!(ty, "error" | "result") {
+                return Ok(());
+            }
+            let reply = error_reply(head, &to.to_string(), &me, StanzaError::ServiceUnavailable);
+            return self.write(&reply).await;
+        }
         let stamped = Bytes::from(head.rewrite(bytes, &me, None));
         let carbon = kind == Kind::Message && im::carbons::eligible(ty, &stamped);
         if carbon {
@@ -123,7 +164,13 @@ impl Conn {
     }
 
     /// Answer an iq addressed to the server or to the user's bare JID.
-    async fn server_iq(&mut self, bytes: &[u8], head: &StanzaHead, to: &Jid, to_attr: Option<&Jid>) -> Result<(), Exit> {
+    async fn server_iq(
+        &mut self,
+        bytes: &[u8],
+        head: &StanzaHead,
+        to: &Jid,
+        to_attr: Option<&Jid>,
+    ) -> Result<(), Exit> {
         let ty = head.attr("type").unwrap_or("");
         if !matches!(ty, "get" | "set") {
             return Ok(()); // results and errors addressed to the server
@@ -167,6 +214,7 @@ impl Conn {
         match ty {
             "" => {
                 let el = Element::parse(bytes, ns::CLIENT)?;
+                let stamped = self.with_avatar(&el, stamped);
                 // RFC 6121 §4.7.2.3: an integer in -128..=127; otherwise 0.
                 let priority =
                     el.child("priority", ns::CLIENT).and_then(|p| p.text().trim().parse::<i8>().ok()).unwrap_or(0);
@@ -181,6 +229,33 @@ impl Conn {
                 Ok(())
             }
             _ => Ok(()), // probes and subscription types need a `to`
+        }
+    }
+
+    /// XEP-0153 §4.1: the server adds the avatar hash of the stored vCard
+    /// to available presence that carries none.
+    fn with_avatar(&self, el: &Element, stamped: Bytes) -> Bytes {
+        const UPDATE: &str = "vcard-temp:x:update";
+        if el.elements().any(|c| c.ns == UPDATE) {
+            return stamped;
+        }
+        let Some(jid) = self.session.as_ref().map(|s| s.jid.clone()) else { return stamped };
+        match crate::modules::vcard::avatar_hash(&self.shared, jid.node().unwrap_or(""), jid.domain()) {
+            Some(hash) => {
+                let x = crate::modules::vcard::update_element(&hash);
+                let mut out = String::new();
+                x.write_to(&mut out, ns::CLIENT);
+                let text = String::from_utf8_lossy(&stamped);
+                let t = text.trim_end();
+                Bytes::from(match t.strip_suffix("/>") {
+                    Some(h) if !h.contains('>') => format!("{h}>{out}</presence>"),
+                    _ => match t.rfind("</") {
+                        Some(i) => format!("{}{out}{}", &t[..i], &t[i..]),
+                        None => t.to_string(),
+                    },
+                })
+            }
+            None => stamped,
         }
     }
 
@@ -226,6 +301,11 @@ impl Conn {
         self.shared.router.unbind(&session.jid, session.id);
         let directed = std::mem::take(&mut self.directed);
         im::presence::broadcast_unavailable(&self.shared, &session, None, &directed);
+        // XEP-0012 §3: the account's last activity, once its last session ends.
+        if self.shared.router.sessions_of(&session.jid).is_empty() {
+            let (user, host) = (session.jid.node().unwrap_or(""), session.jid.domain());
+            crate::modules::last::record_logout(&self.shared, user, host, None);
+        }
         self.rx = None;
     }
 }

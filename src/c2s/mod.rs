@@ -323,11 +323,17 @@ impl Conn {
         let text = match &exit {
             Exit::Peer => Some("</stream:stream>".to_string()),
             Exit::Error(e, t) => {
-                tracing::debug!(conn = self.id, error = e.condition(), text = t.as_deref(), "closing with stream error");
+                tracing::debug!(
+                    conn = self.id,
+                    error = e.condition(),
+                    text = t.as_deref(),
+                    "closing with stream error"
+                );
                 let mut s = String::new();
                 if !self.header_sent {
                     // RFC 6120 §4.9.1.3: open a stream first, then the error.
-                    let host = if self.host.is_empty() { self.shared.config.hosts[0].clone() } else { self.host.clone() };
+                    let host =
+                        if self.host.is_empty() { self.shared.config.hosts[0].clone() } else { self.host.clone() };
                     s.push_str(&negotiate::header_xml(&host, None, self.id));
                 }
                 s.push_str(&e.to_xml(t.as_deref()));
@@ -339,7 +345,8 @@ impl Conn {
         self.unbind();
         if let Some(t) = text {
             if self.write(t.as_bytes()).await.is_ok() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut self.io)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut self.io))
+                    .await;
             }
         }
         tracing::debug!(conn = self.id, peer = %self.peer, "disconnected");

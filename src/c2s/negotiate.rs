@@ -107,7 +107,10 @@ impl Conn {
         }
         // §4.8.2: a client stream's content namespace is jabber:client.
         if prefix.is_none() || get("xmlns") != Some(ns::CLIENT) {
-            return Err(Exit::Error(StreamError::InvalidNamespace, Some("content namespace must be jabber:client".into())));
+            return Err(Exit::Error(
+                StreamError::InvalidNamespace,
+                Some("content namespace must be jabber:client".into()),
+            ));
         }
         // §4.7.5: version 1.0 is required.
         let major = get("version").and_then(|v| v.split('.').next()?.parse::<u32>().ok());
@@ -135,6 +138,12 @@ impl Conn {
                 let req = if plaintext_ok { "" } else { "<required/>" };
                 f.push_str(&format!("<starttls xmlns='{}'>{req}</starttls>", ns::TLS));
             }
+            if self.io.is_tls() {
+                // XEP-0077 §8: in-band registration, when enabled for this peer.
+                if let Some(reg) = crate::modules::register::stream_feature(&self.shared, self.peer.ip()) {
+                    f.push_str(&reg);
+                }
+            }
             if plaintext_ok {
                 f.push_str(&format!("<mechanisms xmlns='{}'>", ns::SASL));
                 for m in self.offered_mechanisms() {
@@ -161,10 +170,16 @@ impl Conn {
     /// Strongest first; -PLUS only where tls-exporter is available (RFC 9266).
     fn offered_mechanisms(&self) -> Vec<Mechanism> {
         let plus = self.exporter().is_some();
-        [Mechanism::ScramSha256Plus, Mechanism::ScramSha1Plus, Mechanism::ScramSha256, Mechanism::ScramSha1, Mechanism::Plain]
-            .into_iter()
-            .filter(|m| plus || !m.is_plus())
-            .collect()
+        [
+            Mechanism::ScramSha256Plus,
+            Mechanism::ScramSha1Plus,
+            Mechanism::ScramSha256,
+            Mechanism::ScramSha1,
+            Mechanism::Plain,
+        ]
+        .into_iter()
+        .filter(|m| plus || !m.is_plus())
+        .collect()
     }
 
     /// A top-level element before the session is bound.
@@ -175,10 +190,23 @@ impl Conn {
         let el = Element::parse(bytes, ns::CLIENT)?;
         match (el.ns.as_str(), el.name.as_str()) {
             (ns::TLS, "starttls") if self.user.is_none() && !self.io.is_tls() => self.on_starttls().await,
-            (ns::SASL, "auth") if self.user.is_none() && !matches!(self.state, State::Sasl(_)) => self.on_auth(&el).await,
+            (ns::SASL, "auth") if self.user.is_none() && !matches!(self.state, State::Sasl(_)) => {
+                self.on_auth(&el).await
+            }
             (ns::SASL, "response") if matches!(self.state, State::Sasl(_)) => self.on_response(&el).await,
             (ns::SASL, "abort") if matches!(self.state, State::Sasl(_)) => self.sasl_failure(Failure::Aborted).await,
-            (ns::CLIENT, "iq" | "message" | "presence") if self.user.is_some() => self.on_unbound_stanza(bytes, &el).await,
+            (ns::CLIENT, "iq" | "message" | "presence") if self.user.is_some() => {
+                self.on_unbound_stanza(bytes, &el).await
+            }
+            // XEP-0077 §3.1: registration before authentication, over TLS only (§12).
+            (ns::CLIENT, "iq")
+                if self.io.is_tls()
+                    && matches!(el.attr("type"), Some("get" | "set"))
+                    && el.elements().any(|c| c.ns == "jabber:iq:register") =>
+            {
+                let reply = crate::modules::register::unauthenticated(&self.shared, self.peer.ip(), &self.host, &el);
+                self.write(reply.to_client_string().as_bytes()).await
+            }
             // §4.9.3.12: stanzas before authentication.
             (ns::CLIENT, "iq" | "message" | "presence") => Err(Exit::Error(StreamError::NotAuthorized, None)),
             _ => Err(Exit::Error(StreamError::UnsupportedStanzaType, Some(format!("unexpected <{}/>", el.name)))),
@@ -311,7 +339,13 @@ impl Conn {
             Ok(j) => j,
             Err(_) => {
                 // §7.7.2.1: a resource that cannot be processed is bad-request.
-                let head = StanzaHead { name: "iq".into(), ns: ns::CLIENT.into(), attrs: vec![("id".into(), id.into())], head_len: 0, empty: true };
+                let head = StanzaHead {
+                    name: "iq".into(),
+                    ns: ns::CLIENT.into(),
+                    attrs: vec![("id".into(), id.into())],
+                    head_len: 0,
+                    empty: true,
+                };
                 let reply = crate::stanza::error_reply(&head, &self.host, "", StanzaError::BadRequest);
                 return self.write(&reply).await;
             }
@@ -324,7 +358,8 @@ impl Conn {
         self.session = Some(handle);
         self.rx = Some(rx);
         self.state = State::Bound;
-        let payload = Element::new("bind", ns::BIND).with_child(Element::new("jid", ns::BIND).with_text(jid.to_string()));
+        let payload =
+            Element::new("bind", ns::BIND).with_child(Element::new("jid", ns::BIND).with_text(jid.to_string()));
         let reply = crate::stanza::iq_result(id, None, &jid.to_string(), Some(payload));
         tracing::debug!(conn = self.id, jid = %jid, "bound");
         self.write(reply.as_bytes()).await

@@ -60,7 +60,8 @@ fn msg_type(stamped: &[u8]) -> String {
 /// §7: a copy of a message the user sent to the user's other enabled resources.
 pub fn copy_sent(shared: &Shared, sender: &Arc<SessionHandle>, stamped: &[u8]) {
     let bare = sender.jid.to_bare();
-    let others: Vec<_> = shared.router.sessions_of(&bare).into_iter().filter(|s| s.id != sender.id && s.carbons()).collect();
+    let others: Vec<_> =
+        shared.router.sessions_of(&bare).into_iter().filter(|s| s.id != sender.id && s.carbons()).collect();
     if others.is_empty() {
         return;
     }

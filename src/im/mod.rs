@@ -21,7 +21,8 @@ pub(crate) fn send_presence(shared: &Shared, to: &Jid, bytes: Bytes) {
 
 /// `<presence from=.. to=.. type=../>`.
 pub(crate) fn presence_xml(from: &str, to: &str, ty: Option<&str>) -> Bytes {
-    let mut e = crate::xml::Element::new("presence", crate::xml::ns::CLIENT).with_attr("from", from).with_attr("to", to);
+    let mut e =
+        crate::xml::Element::new("presence", crate::xml::ns::CLIENT).with_attr("from", from).with_attr("to", to);
     if let Some(t) = ty {
         e.set_attr("type", t);
     }

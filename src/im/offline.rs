@@ -81,6 +81,23 @@ pub fn with_delay(stanza: &str, host: &str, stamp: i64) -> String {
     }
 }
 
+/// Advertises XEP-0160 support ("msgoffline", XEP-0160 §4) in disco#info.
+pub struct OfflineFeature;
+
+impl crate::modules::Module for OfflineFeature {
+    fn namespaces(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn features(&self) -> &'static [&'static str] {
+        &["msgoffline"]
+    }
+
+    fn handle(&self, _req: &crate::modules::IqRequest<'_>, _ctx: &crate::modules::Ctx<'_>) -> crate::modules::IqAnswer {
+        Err(StanzaError::ServiceUnavailable)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

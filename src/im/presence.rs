@@ -49,7 +49,10 @@ pub fn broadcast_available(shared: &Shared, session: &Arc<SessionHandle>, stampe
     // §4.2.2 / §4.4.2: to every contact with a subscription `from` or `both`.
     for it in items.iter().filter(|i| i.subscription.has_from()) {
         if let Some(c) = parse_bare(&it.jid) {
-            send_presence(shared, &c, addressed(&stamped, &it.jid));
+            // XEP-0191 §3.4: no presence to blocked contacts.
+            if !shared.blocklists.is_blocked(shared, &me, &c) {
+                send_presence(shared, &c, addressed(&stamped, &it.jid));
+            }
         }
     }
     // ... and to the user's other available resources.

@@ -85,7 +85,10 @@ pub fn handle(ctx: &Ctx<'_>, set: bool, query: &Element) -> IqAnswer {
     // §2.3.3: exactly one item.
     let items: Vec<&Element> = query.elements().filter(|e| e.is("item", ns::ROSTER)).collect();
     let [item] = items.as_slice() else { return Err(StanzaError::BadRequest) };
-    let jid = item.attr("jid").ok_or(StanzaError::BadRequest).and_then(|j| Jid::parse(j).map_err(|_| StanzaError::JidMalformed))?;
+    let jid = item
+        .attr("jid")
+        .ok_or(StanzaError::BadRequest)
+        .and_then(|j| Jid::parse(j).map_err(|_| StanzaError::JidMalformed))?;
     let jid = jid.to_bare();
     if item.attr("subscription") == Some("remove") {
         return remove(ctx.shared, &owner, &jid);
@@ -136,11 +139,23 @@ fn remove(shared: &Shared, owner: &Jid, jid: &Jid) -> IqAnswer {
     push_item(shared, owner, None, &item.jid, ver);
     let me = owner.to_string();
     if item.subscription.has_from() || item.pending_in {
-        super::subscription::deliver_inbound(shared, jid, owner, "unsubscribed", super::presence_xml(&me, &item.jid, Some("unsubscribed")));
+        super::subscription::deliver_inbound(
+            shared,
+            jid,
+            owner,
+            "unsubscribed",
+            super::presence_xml(&me, &item.jid, Some("unsubscribed")),
+        );
         super::presence::send_unavailable_from_all(shared, owner, jid);
     }
     if item.subscription.has_to() || item.ask_out {
-        super::subscription::deliver_inbound(shared, jid, owner, "unsubscribe", super::presence_xml(&me, &item.jid, Some("unsubscribe")));
+        super::subscription::deliver_inbound(
+            shared,
+            jid,
+            owner,
+            "unsubscribe",
+            super::presence_xml(&me, &item.jid, Some("unsubscribe")),
+        );
     }
     Ok(None)
 }

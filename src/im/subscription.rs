@@ -45,7 +45,8 @@ fn split(j: &Jid) -> (&str, &str) {
 /// pending request and no longer carries any state is deleted.
 fn save(shared: &Shared, owner: &Jid, item: &RosterItem) {
     let (user, host) = split(owner);
-    let empty = !item.visible && item.subscription == Subscription::None && !item.pending_in && !item.ask_out && !item.approved;
+    let empty =
+        !item.visible && item.subscription == Subscription::None && !item.pending_in && !item.ask_out && !item.approved;
     let r = if empty {
         shared.store.remove_roster_item(user, host, &item.jid)
     } else {

@@ -3,15 +3,24 @@
 //! One XEP one file, registered in [`Modules::new`]; disco#info is generated
 //! from the registered list, so it lists exactly what is implemented.
 
-mod disco;
+pub mod blocking;
+pub mod disco;
+pub mod last;
 mod ping;
+pub mod private;
+pub mod register;
 mod roster;
 mod session;
+pub mod time;
+pub mod vcard;
 mod version;
 
 use crate::jid::Jid;
+use crate::server::Shared;
+use crate::session::SessionHandle;
 use crate::stanza::StanzaError;
 use crate::xml::Element;
+use std::sync::Arc;
 
 /// Who asked and whom it was addressed to.
 pub struct IqRequest<'a> {
@@ -28,6 +37,15 @@ pub struct IqRequest<'a> {
 /// What a module answers.
 pub type IqAnswer = Result<Option<Element>, StanzaError>;
 
+/// What a module may use: the server's shared state (config, store,
+/// router) and the requesting session.
+pub struct Ctx<'a> {
+    /// Config, store, router, modules.
+    pub shared: &'a Shared,
+    /// The requesting session.
+    pub session: &'a Arc<SessionHandle>,
+}
+
 /// A server module.
 pub trait Module: Send + Sync {
     /// Namespaces of the payloads it handles.
@@ -37,7 +55,7 @@ pub trait Module: Send + Sync {
         self.namespaces()
     }
     /// Answer a request; `Err` becomes a stanza error.
-    fn handle(&self, req: &IqRequest<'_>, ctx: &Modules) -> IqAnswer;
+    fn handle(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> IqAnswer;
 }
 
 /// The registered modules.
@@ -62,6 +80,14 @@ impl Modules {
                 Box::new(version::Version),
                 Box::new(roster::Roster),
                 Box::new(session::Session),
+                Box::new(vcard::VCard),
+                Box::new(private::Private),
+                Box::new(last::Last::new()),
+                Box::new(time::Time),
+                Box::new(register::Register),
+                Box::new(blocking::Blocking),
+                Box::new(crate::im::carbons::Carbons),
+                Box::new(crate::im::offline::OfflineFeature),
             ],
         }
     }
@@ -77,10 +103,10 @@ impl Modules {
     /// Answer an iq get/set addressed to the server or to the requester's
     /// bare JID; `service-unavailable` for what no module handles
     /// (RFC 6120 §8.3.3.19).
-    pub fn handle(&self, req: &IqRequest<'_>) -> IqAnswer {
+    pub fn handle(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> IqAnswer {
         let ns = req.payload.ns.as_str();
         match self.list.iter().find(|m| m.namespaces().contains(&ns)) {
-            Some(m) => m.handle(req, self),
+            Some(m) => m.handle(req, ctx),
             None => Err(StanzaError::ServiceUnavailable),
         }
     }

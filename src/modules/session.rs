@@ -1,7 +1,7 @@
 //! RFC 3921 §3 session establishment, a no-op kept for old clients
 //! (RFC 6121 appendix E): advertised as `<optional/>`, answered with a result.
 
-use super::{IqAnswer, IqRequest, Module, Modules};
+use super::{Ctx, IqAnswer, IqRequest, Module};
 use crate::stanza::StanzaError;
 use crate::xml::ns;
 
@@ -17,7 +17,7 @@ impl Module for Session {
         &[] // a stream feature, not a disco feature
     }
 
-    fn handle(&self, req: &IqRequest<'_>, _ctx: &Modules) -> IqAnswer {
+    fn handle(&self, req: &IqRequest<'_>, _ctx: &Ctx<'_>) -> IqAnswer {
         if req.set {
             Ok(None)
         } else {

@@ -1,6 +1,6 @@
 //! XEP-0092 Software Version of the server.
 
-use super::{to_server, IqAnswer, IqRequest, Module, Modules};
+use super::{to_server, Ctx, IqAnswer, IqRequest, Module};
 use crate::stanza::StanzaError;
 use crate::xml::{ns, Element};
 
@@ -12,7 +12,7 @@ impl Module for Version {
         &[ns::VERSION]
     }
 
-    fn handle(&self, req: &IqRequest<'_>, _ctx: &Modules) -> IqAnswer {
+    fn handle(&self, req: &IqRequest<'_>, _ctx: &Ctx<'_>) -> IqAnswer {
         if req.set || !to_server(req) {
             return Err(if req.set { StanzaError::BadRequest } else { StanzaError::ServiceUnavailable });
         }

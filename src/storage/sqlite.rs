@@ -6,6 +6,7 @@
 //! credentials never queue behind writes. Other processes (`xmppd ctl`) may
 //! open the same file at the same time; `busy_timeout` absorbs lock waits.
 
+mod im;
 mod schema;
 #[cfg(test)]
 mod tests;

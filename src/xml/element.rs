@@ -313,10 +313,7 @@ mod tests {
             .with_child(Element::new("body", ns::CLIENT).with_text("1 < 2 & 3"))
             .with_child(Element::new("ping", ns::PING));
         let s = e.to_client_string();
-        assert_eq!(
-            s,
-            "<message to='a&apos;b'><body>1 &lt; 2 &amp; 3</body><ping xmlns='urn:xmpp:ping'/></message>"
-        );
+        assert_eq!(s, "<message to='a&apos;b'><body>1 &lt; 2 &amp; 3</body><ping xmlns='urn:xmpp:ping'/></message>");
         assert_eq!(Element::parse(s.as_bytes(), ns::CLIENT).unwrap(), e);
     }
 

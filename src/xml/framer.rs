@@ -361,7 +361,9 @@ mod tests {
 
     #[test]
     fn rejects_restricted_xml() {
-        for bad in [&b"<stream:stream><!DOCTYPE x>"[..], b"<stream:stream><m><!-- c --></m>", b"<stream:stream><?pi x?>"] {
+        for bad in
+            [&b"<stream:stream><!DOCTYPE x>"[..], b"<stream:stream><m><!-- c --></m>", b"<stream:stream><?pi x?>"]
+        {
             let mut f = Framer::new(1 << 16, 16);
             f.feed(bad);
             assert!(matches!(all(&mut f), Err(XmlError::Restricted(_))), "{:?}", String::from_utf8_lossy(bad));

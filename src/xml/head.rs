@@ -39,7 +39,13 @@ impl StanzaHead {
                     }
                     let (name, ns, attrs) = scopes.enter(&s)?;
                     if head.is_none() {
-                        head = Some(StanzaHead { name, ns, attrs, head_len: r.buffer_position() as usize, empty: is_empty });
+                        head = Some(StanzaHead {
+                            name,
+                            ns,
+                            attrs,
+                            head_len: r.buffer_position() as usize,
+                            empty: is_empty,
+                        });
                     }
                     if is_empty {
                         scopes.leave();

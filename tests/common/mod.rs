@@ -158,6 +158,41 @@ impl TestClient {
         }
     }
 
+    /// The next complete stanza containing `pat`, skipping (and dropping)
+    /// complete stanzas before it that do not. Needs the buffer to be at a
+    /// stanza boundary (after `open()` / a complete stanza).
+    pub async fn expect_stanza(&mut self, pat: &str) -> String {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let mut f = xmppd::xml::Framer::new(1 << 20, 128);
+            f.feed(b"<s>");
+            f.feed(self.buf.as_bytes());
+            let mut pos = 0;
+            while let Ok(Some(ev)) = f.next_event() {
+                if let xmppd::xml::Event::Stanza(b) = ev {
+                    let st = String::from_utf8_lossy(&b).into_owned();
+                    let i = self.buf[pos..].find(&st).map(|i| i + pos).unwrap_or(pos);
+                    pos = i + st.len();
+                    if st.contains(pat) {
+                        self.buf.drain(..pos);
+                        return st;
+                    }
+                }
+            }
+            self.buf.drain(..pos);
+            let mut b = [0u8; 8192];
+            match tokio::time::timeout_at(deadline, self.stream().read(&mut b)).await {
+                Ok(Ok(n)) if n > 0 => self.buf.push_str(&String::from_utf8_lossy(&b[..n])),
+                _ => panic!("waiting for a stanza with {pat:?}; got {:?}", self.buf),
+            }
+        }
+    }
+
+    /// Whether the unread buffer holds `pat`.
+    pub fn buffered_contains(&self, pat: &str) -> bool {
+        self.buf.contains(pat)
+    }
+
     /// Whatever arrives within `t` (for asserting that nothing arrives).
     pub async fn drain(&mut self, t: Duration) -> String {
         let _ = self.try_expect("\u{0}never", t).await;

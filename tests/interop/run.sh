@@ -15,6 +15,8 @@
 #   KEEP_TMP=1        keep the temp dir (config, data, logs) even on success
 #   INTEROP_ONLY      space-separated subset of client scripts to run
 #   XMPP_DEBUG=1      client scripts print their wire log live
+#   XMPP_C2S_SNIFFS_TLS=0  don't require direct TLS on the c2s port (for
+#                     reference servers, see reference/prosody-xmppd)
 #   RUST_LOG          passed to the server
 set -uo pipefail
 
@@ -39,8 +41,15 @@ summary_and_exit() {
     echo "interop failures:"
     for n in "${FAILED_NAMES[@]}"; do echo "  - $n"; done
     if [[ -n "$TMP" && -f "$TMP/server.log" ]]; then
-      echo "---- last 80 lines of the server log ($TMP/server.log) ----"
-      tail -n 80 "$TMP/server.log"
+      local plain="$TMP/server.plain.log"
+      # No colours, no backtrace frames.
+      sed 's/\x1b\[[0-9;]*m//g' "$TMP/server.log" | grep -vE '^ +([0-9]+: |at )' >"$plain"
+      if grep -q "panicked at" "$plain"; then
+        echo "---- server panics ($(grep -c "panicked at" "$plain")) ----"
+        grep -A1 "panicked at" "$plain" | grep -v '^--$' | sort | uniq -c | sort -rn | head -n 20
+      fi
+      echo "---- last 60 lines of the server log ($TMP/server.log, backtraces omitted) ----"
+      tail -n 60 "$plain"
       echo "---- end of server log ----"
     fi
   fi
@@ -145,7 +154,9 @@ BOB_PASSWORD='b0b=pass,word'
 CA="$DATA/tls/ca.pem"
 
 export XMPP_HOST=127.0.0.1 XMPP_PORT="$PORT" XMPP_TLS_PORT="$TLS_PORT" XMPP_DOMAIN="$DOMAIN"
-export XMPP_CA_FILE="$CA" ALICE_JID="alice@$DOMAIN" ALICE_PASSWORD BOB_JID="bob@$DOMAIN" BOB_PASSWORD
+# NODE_EXTRA_CA_CERTS: Node reads it at start-up (the scripts would re-run
+# themselves with it otherwise).
+export XMPP_CA_FILE="$CA" NODE_EXTRA_CA_CERTS="$CA" ALICE_JID="alice@$DOMAIN" ALICE_PASSWORD BOB_JID="bob@$DOMAIN" BOB_PASSWORD
 export XMPP_TIMEOUT="${XMPP_TIMEOUT:-20}"
 
 wait_port() { # port seconds

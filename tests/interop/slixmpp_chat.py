@@ -15,6 +15,8 @@ Settings come from environment variables, overridable by flags:
   --ca XMPP_CA_FILE  --alice-jid ALICE_JID  --alice-password ALICE_PASSWORD
   --bob-jid BOB_JID  --bob-password BOB_PASSWORD  --timeout XMPP_TIMEOUT (20)
   --variants SLIXMPP_VARIANTS (starttls,direct_tls,auto)  --debug XMPP_DEBUG
+  --c2s-sniffs-tls XMPP_C2S_SNIFFS_TLS (1): in the auto variant, require that
+      the c2s port accepted direct TLS (xmppd does; 0 for servers that don't)
 Exit status: 0 all checks passed, 1 a check failed, 2 overall timeout, 64 usage.
 """
 
@@ -60,6 +62,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bob-password", default=env("BOB_PASSWORD", "bob-secret"))
     p.add_argument("--timeout", type=float, default=float(env("XMPP_TIMEOUT", "20")))
     p.add_argument("--variants", default=env("SLIXMPP_VARIANTS", ",".join(ALL_VARIANTS)))
+    p.add_argument("--c2s-sniffs-tls", type=int, choices=(0, 1),
+                   default=int(env("XMPP_C2S_SNIFFS_TLS", "1")))
     p.add_argument("--debug", action="store_true",
                    default=env("XMPP_DEBUG", "0") in ("1", "true"))
     a = p.parse_args()
@@ -279,6 +283,10 @@ async def run_variant(variant: str, opts, r: Reporter, step_timeout: float) -> N
             if sslobj is not None:
                 how = "STARTTLS" if c.used_starttls else "direct TLS"
                 r.info(f"{variant}: {c.who} {how}, {sslobj.version()} {sslobj.cipher()[0]}")
+        if variant == "auto" and opts.c2s_sniffs_tls:
+            r.check(not alice.used_starttls and not bob.used_starttls,
+                    f"{variant}: the c2s port served slixmpp's direct TLS ClientHello",
+                    "slixmpp fell back to STARTTLS")
         r.check(all((m or "").startswith("SCRAM-") for m in (alice.mechanism, bob.mechanism)),
                 f"{variant}: SCRAM was used", f"alice {alice.mechanism}, bob {bob.mechanism}")
         r.check(alice_jid.split("/")[0] == opts.alice_jid and bob_jid.split("/")[0] == opts.bob_jid,

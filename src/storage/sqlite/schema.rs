@@ -29,6 +29,48 @@ const MIGRATIONS: &[&str] = &[
         created_at    INTEGER NOT NULL,
         PRIMARY KEY (host, username)
     ) WITHOUT ROWID;",
+    // 2: rosters (RFC 6121 §2) with a version per user (§2.6), offline
+    // messages (XEP-0160) and small per-user documents (vCard, private XML,
+    // block list, last activity). Everything cascades with the account.
+    "CREATE TABLE roster_items (
+        host              TEXT    NOT NULL,
+        username          TEXT    NOT NULL,
+        jid               TEXT    NOT NULL,
+        name              TEXT,
+        subscription      TEXT    NOT NULL,
+        ask_out           INTEGER NOT NULL,
+        pending_in        INTEGER NOT NULL,
+        pending_in_stanza TEXT,
+        approved          INTEGER NOT NULL,
+        groups            TEXT    NOT NULL,
+        visible           INTEGER NOT NULL,
+        PRIMARY KEY (host, username, jid),
+        FOREIGN KEY (host, username) REFERENCES accounts(host, username) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE TABLE roster_versions (
+        host     TEXT    NOT NULL,
+        username TEXT    NOT NULL,
+        version  INTEGER NOT NULL,
+        PRIMARY KEY (host, username),
+        FOREIGN KEY (host, username) REFERENCES accounts(host, username) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE TABLE offline_messages (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        host     TEXT    NOT NULL,
+        username TEXT    NOT NULL,
+        stamp    INTEGER NOT NULL,
+        stanza   TEXT    NOT NULL,
+        FOREIGN KEY (host, username) REFERENCES accounts(host, username) ON DELETE CASCADE
+    );
+    CREATE INDEX offline_by_user ON offline_messages (host, username, id);
+    CREATE TABLE user_data (
+        host     TEXT NOT NULL,
+        username TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        PRIMARY KEY (host, username, key),
+        FOREIGN KEY (host, username) REFERENCES accounts(host, username) ON DELETE CASCADE
+    ) WITHOUT ROWID;",
 ];
 
 /// Schema version this binary creates and understands.

@@ -1,0 +1,559 @@
+//! One client connection: login (STARTTLS, SASL, bind, roster, presence)
+//! and the session loop that writes what the scenario hands it and counts
+//! what arrives. One task per connection; reads go through a per-thread
+//! scratch buffer straight into the framer.
+
+use super::Ctx;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use xmppd::sasl::client::{plain_message, salted_password, SaltedPassword, ScramClient};
+use xmppd::sasl::Hash;
+use xmppd::xml::{Event, Framer};
+
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+/// Most commands written in one batch.
+const BATCH: usize = 64;
+
+/// Work a scenario hands a connection.
+#[derive(Debug)]
+pub enum Cmd {
+    /// Send a chat message to user `to` carrying `seq` and the send time `ts` (µs).
+    Chat { to: u64, seq: u64, ts: u64 },
+    /// Broadcast a presence update (away or available) carrying `seq` and `ts`.
+    Presence { seq: u64, ts: u64, away: bool },
+}
+
+/// A finished login.
+#[derive(Debug)]
+pub struct LoginOk {
+    /// Items in the roster the server returned.
+    pub roster_items: u64,
+}
+
+/// What a connection reports when its login ends: (its number, outcome).
+pub type LoginResult = (u64, Result<LoginOk, String>);
+
+thread_local! {
+    /// Scratch read buffer, one per worker thread.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; 64 * 1024].into_boxed_slice());
+}
+
+/// Read what is available into `framer` (waits for data); 0 at end of stream.
+async fn read_into<S: AsyncRead + Unpin>(s: &mut S, framer: &mut Framer) -> io::Result<usize> {
+    poll_fn(|cx: &mut Context<'_>| {
+        SCRATCH.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let mut rb = ReadBuf::new(&mut buf[..]);
+            match Pin::new(&mut *s).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    framer.feed(rb.filled());
+                    Poll::Ready(Ok(rb.filled().len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    })
+    .await
+}
+
+/// The next complete top-level element (stream headers are skipped).
+async fn next_stanza<S: AsyncRead + Unpin>(s: &mut S, framer: &mut Framer) -> Result<Vec<u8>, String> {
+    loop {
+        match framer.next_event() {
+            Ok(Some(Event::Stanza(b))) => {
+                if b.starts_with(b"<stream:error") {
+                    return Err(format!("stream error: {}", String::from_utf8_lossy(&b)));
+                }
+                return Ok(b);
+            }
+            Ok(Some(Event::StreamOpen(_))) => continue,
+            Ok(Some(Event::StreamClose)) => return Err("server closed the stream".into()),
+            Ok(None) => {}
+            Err(e) => return Err(format!("bad XML from server: {e}")),
+        }
+        match read_into(s, framer).await {
+            Ok(0) => return Err("connection closed by server".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+}
+
+async fn send<S: AsyncWrite + Unpin>(s: &mut S, data: &[u8]) -> Result<(), String> {
+    s.write_all(data).await.map_err(|e| format!("write: {e}"))?;
+    s.flush().await.map_err(|e| format!("write: {e}"))
+}
+
+/// The value of attribute `name` in the start tag of `st`.
+pub fn attr<'a>(st: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let end = st.iter().position(|&b| b == b'>').unwrap_or(st.len());
+    let tag = &st[..end];
+    let n = name.as_bytes();
+    let mut i = 0;
+    while i + n.len() + 2 < tag.len() {
+        if tag[i].is_ascii_whitespace() && tag[i + 1..].starts_with(n) {
+            let mut j = i + 1 + n.len();
+            while j < tag.len() && tag[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j < tag.len() && tag[j] == b'=' {
+                j += 1;
+                while j < tag.len() && tag[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                let q = *tag.get(j)?;
+                if q == b'\'' || q == b'"' {
+                    let rest = &tag[j + 1..];
+                    let len = rest.iter().position(|&b| b == q)?;
+                    return Some(&rest[..len]);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Character data of a simple element `<x ...>text</x>` (empty for `<x/>`).
+fn inner_text(st: &[u8]) -> &[u8] {
+    let Some(open) = st.iter().position(|&b| b == b'>') else { return b"" };
+    if open > 0 && st[open - 1] == b'/' {
+        return b"";
+    }
+    let close = st.iter().rposition(|&b| b == b'<').unwrap_or(st.len());
+    if close <= open {
+        return b"";
+    }
+    st[open + 1..close].trim_ascii()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find(hay, needle).is_some()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The `#lt{ts}.{seq}#` stamp the tool puts in bodies and statuses.
+pub fn stamp(st: &[u8]) -> Option<(u64, u64)> {
+    let i = find(st, b"#lt")? + 3;
+    let rest = &st[i..];
+    let dot = rest.iter().position(|&b| b == b'.')?;
+    let end = rest.iter().position(|&b| b == b'#')?;
+    let ts = std::str::from_utf8(&rest[..dot]).ok()?.parse().ok()?;
+    let seq = std::str::from_utf8(rest.get(dot + 1..end)?).ok()?.parse().ok()?;
+    Some((ts, seq))
+}
+
+fn stream_header(domain: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream to='{domain}' xmlns='jabber:client' \
+         xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'>"
+    )
+}
+
+/// The `<mechanism>` names in a features element.
+fn mechanisms(features: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = features;
+    while let Some(i) = find(rest, b"<mechanism>") {
+        rest = &rest[i + 11..];
+        let Some(j) = find(rest, b"</mechanism>") else { break };
+        out.push(String::from_utf8_lossy(&rest[..j]).trim().to_owned());
+        rest = &rest[j..];
+    }
+    out
+}
+
+/// Salt and iteration count of a SCRAM server-first-message (RFC 5802 §7).
+fn salt_and_iterations(server_first: &[u8]) -> Result<(Vec<u8>, u32), String> {
+    let text = std::str::from_utf8(server_first).map_err(|_| "server-first is not UTF-8")?;
+    let mut salt = None;
+    let mut iterations = None;
+    for a in text.split(',') {
+        if let Some(s) = a.strip_prefix("s=") {
+            salt = STANDARD.decode(s).ok();
+        } else if let Some(i) = a.strip_prefix("i=") {
+            iterations = i.parse().ok();
+        }
+    }
+    match (salt, iterations) {
+        (Some(s), Some(i)) => Ok((s, i)),
+        _ => Err(format!("bad server-first-message {text:?}")),
+    }
+}
+
+/// A logged-in connection.
+struct Session {
+    tls: Tls,
+    framer: Framer,
+    /// Bare JID, to tell our own reflected presence from contacts'.
+    bare: String,
+}
+
+/// Connect, negotiate and log user `idx` in (connection number `n`).
+async fn login(ctx: &Ctx, idx: u64, n: u64) -> Result<(Session, LoginOk), String> {
+    let a = &ctx.args;
+    let sock = if ctx.server.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .map_err(|e| format!("socket: {e}"))?;
+    let _ = sock.set_reuseaddr(true);
+    if let Some(src) = ctx.source(n) {
+        sock.bind(std::net::SocketAddr::new(src, 0)).map_err(|e| format!("bind {src}: {e}"))?;
+    }
+    let mut tcp = sock.connect(ctx.server).await.map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let mut framer = Framer::new(1 << 20, 64);
+    let header = stream_header(&a.domain);
+
+    // RFC 6120 §5: STARTTLS.
+    send(&mut tcp, header.as_bytes()).await?;
+    let features = next_stanza(&mut tcp, &mut framer).await?;
+    if !contains(&features, NS_TLS.as_bytes()) {
+        return Err("server does not offer STARTTLS".into());
+    }
+    send(&mut tcp, format!("<starttls xmlns='{NS_TLS}'/>").as_bytes()).await?;
+    let proceed = next_stanza(&mut tcp, &mut framer).await?;
+    if !proceed.starts_with(b"<proceed") {
+        return Err(format!("STARTTLS refused: {}", String::from_utf8_lossy(&proceed)));
+    }
+    let mut tls = ctx.tls.connect(ctx.tls_name.clone(), tcp).await.map_err(|e| format!("TLS: {e}"))?;
+    framer.reset();
+
+    // RFC 6120 §6: SASL.
+    send(&mut tls, header.as_bytes()).await?;
+    let features = next_stanza(&mut tls, &mut framer).await?;
+    let offered = mechanisms(&features);
+    let has = |m: &str| offered.iter().any(|o| o == m);
+    let mech = match a.mech {
+        super::Mech::ScramSha256 => "SCRAM-SHA-256",
+        super::Mech::ScramSha1 => "SCRAM-SHA-1",
+        super::Mech::Plain => "PLAIN",
+        super::Mech::Auto if has("SCRAM-SHA-256") => "SCRAM-SHA-256",
+        super::Mech::Auto if has("SCRAM-SHA-1") => "SCRAM-SHA-1",
+        super::Mech::Auto => "PLAIN",
+    };
+    if !has(mech) {
+        return Err(format!("server does not offer {mech} (offers {offered:?})"));
+    }
+    {
+        let mut used = ctx.mech_used.lock().unwrap();
+        if used.is_none() {
+            *used = Some(mech.to_owned());
+        }
+    }
+    let user = a.user(idx);
+    let password = a.password_of(idx);
+    let bare = format!("{user}@{}", a.domain);
+    if mech == "PLAIN" {
+        let msg = STANDARD.encode(plain_message("", &user, &password));
+        send(&mut tls, format!("<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{msg}</auth>").as_bytes()).await?;
+        let st = next_stanza(&mut tls, &mut framer).await?;
+        if !st.starts_with(b"<success") {
+            return Err(format!("authentication failed: {}", String::from_utf8_lossy(&st)));
+        }
+    } else {
+        let hash = if mech == "SCRAM-SHA-256" { Hash::Sha256 } else { Hash::Sha1 };
+        let mut sc = ScramClient::new(hash, &user, &password, None);
+        let first = STANDARD.encode(sc.first_message());
+        send(&mut tls, format!("<auth xmlns='{NS_SASL}' mechanism='{mech}'>{first}</auth>").as_bytes()).await?;
+        let st = next_stanza(&mut tls, &mut framer).await?;
+        if !st.starts_with(b"<challenge") {
+            return Err(format!("authentication failed: {}", String::from_utf8_lossy(&st)));
+        }
+        let challenge = STANDARD.decode(inner_text(&st)).map_err(|_| "challenge is not base64")?;
+        let (salt, iterations) = salt_and_iterations(&challenge)?;
+        let sp = match ctx.pw_cache.get(&bare, hash, &salt, iterations) {
+            Some(sp) => sp,
+            None => {
+                // PBKDF2 on the blocking pool, at most one per CPU at once.
+                let _slot = ctx.pbkdf2_slots.acquire().await.map_err(|_| "closing")?;
+                let t = Instant::now();
+                let (pw, s) = (password.clone(), salt.clone());
+                let salted = tokio::task::spawn_blocking(move || salted_password(hash, &pw, &s, iterations))
+                    .await
+                    .map_err(|e| format!("PBKDF2: {e}"))?;
+                ctx.stats.pbkdf2_runs.fetch_add(1, Relaxed);
+                ctx.stats.pbkdf2_us.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+                let sp = SaltedPassword { hash, salt, iterations, salted_password: salted };
+                ctx.pw_cache.put(&bare, sp.clone());
+                sp
+            }
+        };
+        sc = sc.with_salted_password(sp);
+        let fin = STANDARD.encode(sc.handle_challenge(&challenge)?);
+        send(&mut tls, format!("<response xmlns='{NS_SASL}'>{fin}</response>").as_bytes()).await?;
+        let st = next_stanza(&mut tls, &mut framer).await?;
+        if !st.starts_with(b"<success") {
+            return Err(format!("authentication failed: {}", String::from_utf8_lossy(&st)));
+        }
+        let data = STANDARD.decode(inner_text(&st)).map_err(|_| "success data is not base64")?;
+        sc.verify_success(&data)?;
+    }
+    framer.reset();
+
+    // RFC 6120 §7: bind (and the legacy session where it is not optional).
+    send(&mut tls, header.as_bytes()).await?;
+    let features = next_stanza(&mut tls, &mut framer).await?;
+    if !contains(&features, NS_BIND.as_bytes()) {
+        return Err(format!("no resource binding offered: {}", String::from_utf8_lossy(&features)));
+    }
+    let needs_session = contains(&features, NS_SESSION.as_bytes()) && !contains(&features, b"<optional");
+    let mut out =
+        format!("<iq type='set' id='bind'><bind xmlns='{NS_BIND}'><resource>{}</resource></bind></iq>", a.resource);
+    if needs_session {
+        out.push_str(&format!("<iq type='set' id='sess'><session xmlns='{NS_SESSION}'/></iq>"));
+    }
+    // RFC 6121 §2.2, §4.2: roster get, then initial presence.
+    out.push_str("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq><presence/>");
+    send(&mut tls, out.as_bytes()).await?;
+    let mut s = Session { tls, framer, bare };
+    let mut replies = Vec::new();
+    loop {
+        let st = next_stanza(&mut s.tls, &mut s.framer).await?;
+        if let Some((id, ok, items)) = s.handle(ctx, &st, &mut replies)? {
+            match (id.as_str(), ok) {
+                ("bind" | "sess", true) => {}
+                ("roster", true) => {
+                    if !replies.is_empty() {
+                        send(&mut s.tls, &replies).await?;
+                    }
+                    return Ok((s, LoginOk { roster_items: items }));
+                }
+                _ => return Err(format!("iq {id} failed: {}", String::from_utf8_lossy(&st))),
+            }
+        }
+        if !replies.is_empty() {
+            send(&mut s.tls, &std::mem::take(&mut replies)).await?;
+        }
+    }
+}
+
+impl Session {
+    /// Account for one received stanza; an iq result or error is returned as
+    /// (id, is-result, roster items), requests addressed to us are answered into `out`.
+    fn handle(&self, ctx: &Ctx, st: &[u8], out: &mut Vec<u8>) -> Result<Option<(String, bool, u64)>, String> {
+        let s = &ctx.stats;
+        if st.starts_with(b"<message") {
+            if attr(st, "type") == Some(b"error") {
+                s.bounced.fetch_add(1, Relaxed);
+                s.progress.notify_one();
+            } else if let Some((ts, _)) = stamp(st) {
+                let now = ctx.now_us();
+                s.msg_hist.lock().unwrap().record(now.saturating_sub(ts));
+                s.delivered.fetch_add(1, Relaxed);
+                s.last_delivery_us.fetch_max(now, Relaxed);
+                s.progress.notify_one();
+            }
+        } else if st.starts_with(b"<presence") {
+            let from = attr(st, "from").unwrap_or_default();
+            let from_bare = from.split(|&b| b == b'/').next().unwrap_or_default();
+            if from_bare != self.bare.as_bytes() && attr(st, "type") != Some(b"error") {
+                s.presence_rx.fetch_add(1, Relaxed);
+                let now = ctx.now_us();
+                s.last_delivery_us.fetch_max(now, Relaxed);
+                if let Some((ts, _)) = stamp(st) {
+                    s.presence_timed.fetch_add(1, Relaxed);
+                    s.presence_hist.lock().unwrap().record(now.saturating_sub(ts));
+                }
+                s.progress.notify_one();
+            }
+        } else if st.starts_with(b"<iq") {
+            let id = String::from_utf8_lossy(attr(st, "id").unwrap_or_default()).into_owned();
+            match attr(st, "type").unwrap_or_default() {
+                b"get" | b"set" => {
+                    // A request to this client (e.g. a server ping): an empty result.
+                    let to =
+                        attr(st, "from").map(|f| format!(" to='{}'", String::from_utf8_lossy(f))).unwrap_or_default();
+                    out.extend_from_slice(format!("<iq type='result' id='{id}'{to}/>").as_bytes());
+                }
+                b"result" => {
+                    let items = st.windows(5).filter(|w| w == b"<item").count() as u64;
+                    return Ok(Some((id, true, items)));
+                }
+                _ => return Ok(Some((id, false, 0))),
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn write_cmd(ctx: &Ctx, cmd: &Cmd, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let a = &ctx.args;
+    match cmd {
+        Cmd::Chat { to, seq, ts } => {
+            let _ = write!(
+                out,
+                "<message to='{}{}@{}' type='chat' id='m{seq}'><body>#lt{ts}.{seq}# {:x<pad$}</body></message>",
+                a.prefix,
+                to,
+                a.domain,
+                "",
+                pad = a.body_size
+            );
+        }
+        Cmd::Presence { seq, ts, away } => {
+            let show = if *away { "<show>away</show>" } else { "" };
+            let _ = write!(out, "<presence>{show}<status>#lt{ts}.{seq}#</status></presence>");
+        }
+    }
+}
+
+/// One connection's whole life: wait for nothing but the permit it was
+/// given, log in, report, then serve commands until the channel closes.
+pub async fn connection(
+    ctx: Arc<Ctx>,
+    idx: u64,
+    n: u64,
+    mut rx: mpsc::Receiver<Cmd>,
+    results: mpsc::UnboundedSender<LoginResult>,
+    permit: OwnedSemaphorePermit,
+) {
+    let t = Instant::now();
+    let r = match tokio::time::timeout(Duration::from_secs(ctx.args.timeout), login(&ctx, idx, n)).await {
+        Ok(r) => r,
+        Err(_) => Err("login timed out".into()),
+    };
+    drop(permit);
+    let s = &ctx.stats;
+    let mut session = match r {
+        Ok((session, ok)) => {
+            s.login_hist.lock().unwrap().record(t.elapsed().as_micros() as u64);
+            s.logins_ok.fetch_add(1, Relaxed);
+            s.roster_items.fetch_add(ok.roster_items, Relaxed);
+            let _ = results.send((n, Ok(ok)));
+            session
+        }
+        Err(e) => {
+            s.logins_failed.fetch_add(1, Relaxed);
+            s.error(format!("{}: {e}", ctx.args.user(idx)));
+            let _ = results.send((n, Err(e)));
+            return;
+        }
+    };
+    drop(results);
+    let mut out = Vec::new();
+    let closed_by_us = loop {
+        tokio::select! {
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { break true };
+                let (mut chats, mut presences) = (0, 0);
+                let mut count = |c: &Cmd| match c {
+                    Cmd::Chat { .. } => chats += 1,
+                    Cmd::Presence { .. } => presences += 1,
+                };
+                write_cmd(&ctx, &cmd, &mut out);
+                count(&cmd);
+                for _ in 1..BATCH {
+                    match rx.try_recv() {
+                        Ok(c) => {
+                            write_cmd(&ctx, &c, &mut out);
+                            count(&c);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if send(&mut session.tls, &out).await.is_err() {
+                    break false;
+                }
+                out = Vec::new();
+                s.sent.fetch_add(chats, Relaxed);
+                s.presence_sent.fetch_add(presences, Relaxed);
+            }
+            r = read_into(&mut session.tls, &mut session.framer) => {
+                match r {
+                    Ok(0) | Err(_) => break false,
+                    Ok(_) => {}
+                }
+                let mut failed = false;
+                loop {
+                    match session.framer.next_event() {
+                        Ok(Some(Event::Stanza(st))) => {
+                            if st.starts_with(b"<stream:error") {
+                                s.error(format!("{}: {}", ctx.args.user(idx), String::from_utf8_lossy(&st)));
+                                failed = true;
+                                break;
+                            }
+                            if session.handle(&ctx, &st, &mut out).is_err() {
+                                failed = true;
+                                break;
+                            }
+                        }
+                        Ok(Some(Event::StreamOpen(_))) => {}
+                        Ok(Some(Event::StreamClose)) | Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                        Ok(None) => break,
+                    }
+                }
+                if failed {
+                    break false;
+                }
+                if !out.is_empty() {
+                    if send(&mut session.tls, &out).await.is_err() {
+                        break false;
+                    }
+                    out = Vec::new();
+                }
+            }
+        }
+    };
+    if closed_by_us {
+        // RFC 6120 §4.4: close the stream; do not wait for the server's answer.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = session.tls.write_all(b"</stream:stream>").await;
+            let _ = session.tls.shutdown().await;
+        })
+        .await;
+    } else {
+        s.disconnects.fetch_add(1, Relaxed);
+        s.error(format!("{}: connection lost after login", ctx.args.user(idx)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes() {
+        let st = b"<message from='a@b/c' to=\"x@y\" type = 'error' id='1'><body>to='no'</body></message>";
+        assert_eq!(attr(st, "from"), Some(&b"a@b/c"[..]));
+        assert_eq!(attr(st, "to"), Some(&b"x@y"[..]));
+        assert_eq!(attr(st, "type"), Some(&b"error"[..]));
+        assert_eq!(attr(st, "xml:lang"), None);
+        assert_eq!(attr(b"<presence/>", "type"), None);
+    }
+
+    #[test]
+    fn stamps_and_text() {
+        assert_eq!(stamp(b"<message><body>#lt123.45# xxx</body></message>"), Some((123, 45)));
+        assert_eq!(stamp(b"<message><body>hi</body></message>"), None);
+        assert_eq!(inner_text(b"<challenge xmlns='x'> abc= </challenge>"), b"abc=");
+        assert_eq!(inner_text(b"<success xmlns='x'/>"), b"");
+        assert_eq!(
+            mechanisms(b"<stream:features><mechanisms xmlns='x'><mechanism>PLAIN</mechanism><mechanism>SCRAM-SHA-1</mechanism></mechanisms></stream:features>"),
+            vec!["PLAIN".to_string(), "SCRAM-SHA-1".to_string()]
+        );
+        assert_eq!(salt_and_iterations(b"r=abc,s=AAEC,i=4096").unwrap(), (vec![0, 1, 2], 4096));
+    }
+}

@@ -1,0 +1,45 @@
+//! Smoke test of the load tool (`xmppd-load`, bench/README.md): an
+//! in-process server, 10 users, the login scenario and one second of chat,
+//! through the tool's library entry. No timing assertions.
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../src/bin/xmppd-load/app/mod.rs"]
+mod app;
+
+use clap::Parser;
+
+fn args(srv: &common::TestServer, scenario: &str, extra: &[&str]) -> app::Args {
+    let server = srv.c2s.to_string();
+    let ca = srv.ca_path().display().to_string();
+    let mut v = vec!["xmppd-load", scenario, "--server", &server, "--ca", &ca, "--users", "10", "--sources", "2"];
+    v.extend_from_slice(extra);
+    app::Args::parse_from(v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_and_chat_smoke() {
+    let srv = common::start_server().await;
+    for i in 1..=10 {
+        srv.register(&format!("u{i}"), &format!("pw{i}"));
+    }
+
+    let r = app::run(args(&srv, "login", &["--concurrency", "5"])).await.unwrap();
+    println!("{}", r.to_text());
+    assert_eq!(r.int("logins_ok"), 10, "{}", r.to_text());
+    assert_eq!(r.int("logins_failed"), 0);
+    assert_eq!(r.int("disconnects"), 0);
+
+    let r = app::run(args(&srv, "chat", &["--duration", "1", "--window", "50", "--body-size", "8"])).await.unwrap();
+    println!("{}", r.to_text());
+    assert_eq!(r.int("logins_failed"), 0, "{}", r.to_text());
+    assert!(r.int("msgs_sent") > 0, "{}", r.to_text());
+    assert_eq!(r.int("msgs_lost"), 0, "{}", r.to_text());
+    assert_eq!(r.int("msgs_bounced"), 0);
+    assert_eq!(r.int("msgs_delivered"), r.int("msgs_sent"));
+    assert_eq!(r.int("disconnects"), 0);
+    assert_eq!(r.get("errors"), Some(&app::report::Value::Null), "{}", r.to_text());
+
+    srv.stop().await;
+}
