@@ -98,7 +98,7 @@ pub fn run(config_path: Option<&Path>, args: &[String]) -> Outcome {
 fn through_daemon(mut stream: UnixStream, cmd: &Command, args: &[String], config: &Config) -> Outcome {
     if let Command::RegisterBulk { file } = cmd {
         drop(stream);
-        return bulk_through_daemon(file, config);
+        return register_bulk_via_daemon(file, config, bulk::BATCH);
     }
     let mut fields = vec![cmd.spec().name.to_string()];
     fields.extend(args[1..].iter().cloned());
@@ -108,13 +108,15 @@ fn through_daemon(mut stream: UnixStream, cmd: &Command, args: &[String], config
     }
 }
 
-fn bulk_through_daemon(file: &Path, config: &Config) -> Outcome {
+/// `register_bulk` through a running daemon, `batch` accounts per request
+/// (the CLI uses [`bulk::BATCH`]; tests use small batches).
+pub fn register_bulk_via_daemon(file: &Path, config: &Config, batch: usize) -> Outcome {
     let (rows, duplicates) = match bulk::prepare(file, config) {
         Ok(r) => r,
         Err(o) => return o,
     };
     let (mut created, mut existed) = (0, duplicates);
-    for batch in rows.chunks(bulk::BATCH) {
+    for batch in rows.chunks(batch.max(1)) {
         let answer = match connect(&config.admin_socket()) {
             Daemon::Up(mut s) => protocol::exchange(&mut s, KIND_BULK, &bulk::encode_batch(batch)),
             Daemon::Down => Err(std::io::Error::new(ErrorKind::ConnectionRefused, "the daemon stopped")),
