@@ -22,8 +22,13 @@ cd "$ROOT"
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 if [[ "${CI:-}" == true || "${CI:-}" == 1 ]]; then
-  # Clean one-off builds: incremental compilation only costs time and disk.
+  # Clean one-off builds: incremental compilation only costs time and disk,
+  # and full debuginfo in test builds mostly costs compile and link time
+  # (line tables keep file:line in backtraces). The release build, like the
+  # Dockerfile's, keeps Cargo.toml's profile.
   export CARGO_INCREMENTAL=0
+  export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+  export CARGO_PROFILE_TEST_DEBUG="${CARGO_PROFILE_TEST_DEBUG:-line-tables-only}"
 fi
 
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/xmppd-test.XXXXXX")"
@@ -40,7 +45,7 @@ summary() {
   local s
   for s in "${STEPS[@]}"; do echo "  $s"; done
   if [[ $rc != 0 && -n "$CURRENT" ]]; then
-    echo "  FAILED  $CURRENT (exit $rc)"
+    echo "  FAILED  $CURRENT (exit $rc), $((SECONDS - STEP_START))s"
     TOTAL_FAILED=$((TOTAL_FAILED + 1))
   fi
   echo "  time: $((SECONDS - START))s, logs: $LOGDIR"
@@ -48,8 +53,9 @@ summary() {
 }
 trap summary EXIT
 
-step_ok() { STEPS+=("ok      $1${2:+ ($2)}"); CURRENT=""; }
-banner() { CURRENT="$1"; echo; echo "==> $1"; }
+STEP_START=$SECONDS
+step_ok() { STEPS+=("ok      $1${2:+ ($2)}, $((SECONDS - STEP_START))s"); CURRENT=""; }
+banner() { CURRENT="$1"; STEP_START=$SECONDS; echo; echo "==> $1"; }
 
 as_root() {
   if [[ "$(id -u)" == 0 ]]; then
@@ -113,7 +119,7 @@ run_counted() {
   COUNTS=""
   "$counter" "$log"
   if [[ $rc != 0 ]]; then
-    STEPS+=("FAILED  $name ($COUNTS, exit $rc)")
+    STEPS+=("FAILED  $name ($COUNTS, exit $rc), $((SECONDS - STEP_START))s")
     CURRENT=""
     ((STEP_FAILED > 0)) || TOTAL_FAILED=$((TOTAL_FAILED + 1))
     exit "$rc"

@@ -324,3 +324,27 @@ async fn avatar_hash_in_presence() {
         "{p}"
     );
 }
+
+/// RFC 6121 §8.5.2.1.3: an iq to another local account's bare JID is
+/// answered by the server on its behalf (here XEP-0054 vCard).
+#[tokio::test]
+async fn iq_to_another_bare_jid_is_answered_by_the_server() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    b.send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Bob B.</FN></vCard></iq>").await;
+    b.expect_stanza("id='v1'").await;
+    a.send("<iq to='bob@localhost' type='get' id='v2'><vCard xmlns='vcard-temp'/></iq>").await;
+    let got = a.expect_stanza("id='v2'").await;
+    assert!(
+        got.contains("type='result'") && got.contains("<FN>Bob B.</FN>") && got.contains("from='bob@localhost'"),
+        "{got}"
+    );
+    // Bob's own session is not bothered with it.
+    assert!(!b.drain(Duration::from_millis(200)).await.contains("v2"));
+    // Something no module handles gets service-unavailable.
+    a.send("<iq to='bob@localhost' type='get' id='v3'><query xmlns='urn:example:x'/></iq>").await;
+    assert!(a.expect_stanza("id='v3'").await.contains("<service-unavailable"));
+}

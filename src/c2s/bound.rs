@@ -48,13 +48,10 @@ impl Conn {
             // RFC 6120 §10.3.3 / RFC 6121 §8.5.1: an iq with no `to`, to the
             // user's bare JID, or to the server is answered by the server.
             (Kind::Iq, None) => self.server_iq(&bytes, &head, &me.to_bare(), None).await,
-            (Kind::Iq, Some(t)) if t.resource().is_none() && (t.node().is_none() || *t == me.to_bare()) => {
-                if self.shared.router.is_local(t.domain()) {
-                    self.server_iq(&bytes, &head, t, Some(t)).await
-                } else {
-                    let t = t.clone();
-                    self.route(kind, &ty, &t, &bytes, &head).await
-                }
+            // RFC 6121 §8.5.2.1.3: an iq to a local bare JID (the server, the
+            // user, another account) is handled by the server on its behalf.
+            (Kind::Iq, Some(t)) if t.resource().is_none() && self.shared.router.is_local(t.domain()) => {
+                self.server_iq(&bytes, &head, t, Some(t)).await
             }
             // RFC 6121 §4.2 / §4.4 / §4.5: presence with no `to` is broadcast.
             (Kind::Presence, None) => self.broadcast_presence(&bytes, &head, &ty).await,

@@ -47,29 +47,12 @@ pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// `YYYY-MM-DDThh:mm:ssZ` (XEP-0082) for Unix seconds.
-pub fn xep0082(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 /// The stored stanza with a XEP-0203 `<delay/>` appended as its last child.
 pub fn with_delay(stanza: &str, host: &str, stamp: i64) -> String {
     let delay = format!(
         "<delay xmlns='urn:xmpp:delay' from='{}' stamp='{}'>Offline Storage</delay>",
         crate::xml::escape(host),
-        xep0082(stamp)
+        crate::modules::time::format_utc(stamp)
     );
     let t = stanza.trim_end();
     if let Some(head) = t.strip_suffix("/>").filter(|h| !h.contains('>')) {
@@ -101,13 +84,6 @@ impl crate::modules::Module for OfflineFeature {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_dates() {
-        assert_eq!(xep0082(0), "1970-01-01T00:00:00Z");
-        assert_eq!(xep0082(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(xep0082(1_795_000_000), "2026-11-18T10:26:40Z");
-    }
 
     #[test]
     fn delay_is_last_child() {

@@ -18,6 +18,10 @@ impl Module for Session {
     }
 
     fn handle(&self, req: &IqRequest<'_>, _ctx: &Ctx<'_>) -> IqAnswer {
+        // Only the user's own session, addressed to the server or to itself.
+        if req.to.node().is_some() && req.to.to_bare() != req.from.to_bare() {
+            return Err(StanzaError::ServiceUnavailable);
+        }
         if req.set {
             Ok(None)
         } else {

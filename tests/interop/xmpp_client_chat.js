@@ -17,6 +17,17 @@ const STEP_MS = Math.max(2000, Math.floor((settings.timeout * 1000) / 3));
 
 const r = new Reporter(NAME, settings);
 
+function describeError(e) {
+  if (!e) return String(e);
+  const parts = [];
+  if (e.condition) parts.push(`<${e.condition}/>`);
+  parts.push(`${e.name || "Error"}: ${e.message || "(no message)"}`);
+  if (e.code) parts.push(`code ${e.code}`);
+  if (e.text) parts.push(`text ${e.text}`);
+  if (!e.message && !e.condition && e.stack) parts.push(e.stack.split("\n").slice(0, 6).join(" | "));
+  return parts.join(", ");
+}
+
 async function main() {
   const { client, xml } = await import("@xmpp/client");
   const service = `xmpp://${settings.host}:${settings.port}`;
@@ -29,6 +40,7 @@ async function main() {
       username: localpart(account.jid),
       password,
       resource: `xmppjs-${who}-${process.pid}`,
+      timeout: 10000, // stream open/close wait (default 2 s)
     });
     // A test must see a dropped connection, not paper over it.
     c.reconnect.stop();
@@ -37,7 +49,7 @@ async function main() {
       r.log(who, "->", el.toString());
       if (el.name === "auth" || el.name === "authenticate") c.mechanism = el.attrs.mechanism;
     });
-    c.on("error", (e) => r.log(who, "!!", `error: ${e && e.message}`));
+    c.on("error", (e) => r.log(who, "!!", `error: ${describeError(e)}`));
     c.on("status", (s) => r.log(who, "..", `status ${s}`));
     c.inbox = collector();
     c.on("stanza", (st) => c.inbox.push(st));
@@ -57,9 +69,13 @@ async function main() {
   r.begin("login");
   let aliceJid, bobJid;
   try {
-    [aliceJid, bobJid] = await Promise.all([alice.start(), bob.start()]);
+    // One after the other: the library's SCRAM key derivation is
+    // synchronous JavaScript that blocks the event loop for a second or
+    // two, long enough to trip the other client's stream-open timer.
+    aliceJid = await alice.start();
+    bobJid = await bob.start();
   } catch (e) {
-    r.fail(`login failed: ${e && e.condition ? `SASL/stream error <${e.condition}/>` : ""} ${e && e.message}`);
+    r.fail(`login failed: ${describeError(e)}`);
     return r.finish(1);
   }
   aliceJid = String(aliceJid);
@@ -136,7 +152,7 @@ async function main() {
     r.check(
       e && e.condition === "not-authorized",
       "wrong password is refused with <not-authorized/>",
-      `got ${e && e.name}: ${e && e.message}`,
+      `got ${describeError(e)}`,
     );
   }
   await Promise.allSettled([mallory.stop()]);

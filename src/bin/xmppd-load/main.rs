@@ -27,11 +27,12 @@ fn main() -> ExitCode {
                 print!("{}", report.to_text());
             }
             let provision = report.get("scenario") == Some(&app::report::Value::Str("provision".into()));
-            let failed = !provision && report.int("logins_failed") > 0
-                || report.int("msgs_lost") != 0
-                || report.int("presence_lost") != 0
-                || report.int("logins_ok") == 0
-                || !matches!(report.get("errors"), None | Some(app::report::Value::Null));
+            let failed = !provision
+                && (report.int("logins_failed") > 0
+                    || report.int("msgs_lost") != 0
+                    || report.int("presence_lost") != 0
+                    || report.int("logins_ok") == 0
+                    || !matches!(report.get("errors"), None | Some(app::report::Value::Null)));
             if failed {
                 ExitCode::from(2)
             } else {

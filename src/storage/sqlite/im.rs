@@ -1,106 +1,192 @@
 //! Rosters (RFC 6121 §2), offline messages (XEP-0160) and per-user
-//! documents in SQLite. Writes go through the writer connection in one
-//! transaction each and are durable when they return; reads use the pool.
+//! documents in SQLite (tables of schema migration 2).
 //!
-//! Groups are stored in one column as a list of length-prefixed names
-//! (`<byte length>:<name>` concatenated), so any group name round-trips.
+//! Writes go through the writer connection, each in one `BEGIN IMMEDIATE`
+//! transaction (so a read-then-write such as the offline limit check cannot
+//! race another writer, in this process or in `xmppd ctl`), and are durable
+//! when they return (`synchronous=FULL`). Reads use the reader pool; a read
+//! made of several statements (the roster and its version) runs in one read
+//! transaction so it sees a single snapshot.
+//!
+//! Semantics shared by the three aggregates:
+//! - A write for an account that does not exist fails with
+//!   [`StoreError::NotFound`]`("user@host")`: inserts are refused by the
+//!   foreign key (`SQLITE_CONSTRAINT_FOREIGNKEY`), and deletes that matched
+//!   nothing check that the account exists.
+//! - Reads for an account that does not exist return the empty answer
+//!   (version 0 and no items, no messages, no value).
+//! - Removing an account removes its roster, roster version, offline
+//!   messages and documents (`ON DELETE CASCADE`; `foreign_keys=ON` is set
+//!   on every connection by `connect`).
+//! - The roster version changes exactly when the roster does: removing an
+//!   absent item is a no-op that returns the current version.
+//!
+//! Groups are stored in one `TEXT` column as the concatenation of
+//! `<byte length>:<name>` for each group, in the item's order (e.g.
+//! `["a,b", "x:y"]` is `3:a,b3:x:y`, and no groups is the empty string).
+//! Length prefixes make every name round-trip (commas, colons, newlines,
+//! control characters, the empty name) without escaping; a value that does
+//! not parse exactly is reported as corruption, never silently truncated.
 
-use super::{backend, SqliteStore};
+use rusqlite::types::Type;
+use rusqlite::{ffi, params, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use super::{backend, jid as user_jid, now_unix, SqliteStore};
 use crate::storage::{OfflineMessage, OfflineStore, RosterItem, RosterStore, StoreError, Subscription, UserDataStore};
-use rusqlite::{params, ErrorCode, OptionalExtension, Row};
 
-const ITEM_COLUMNS: &str = "jid, name, subscription, ask_out, pending_in, pending_in_stanza, approved, groups, visible";
+/// Columns read into a [`RosterItem`] by [`item`], in this order.
+macro_rules! item_columns {
+    () => {
+        "jid, name, subscription, ask_out, pending_in, pending_in_stanza, approved, groups, visible"
+    };
+}
 
+const ACCOUNT_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM accounts WHERE host = ?1 AND username = ?2)";
+
+const SELECT_VERSION: &str = "SELECT version FROM roster_versions WHERE host = ?1 AND username = ?2";
+/// Insert-or-increment, in one statement.
+const BUMP_VERSION: &str = "INSERT INTO roster_versions (host, username, version) VALUES (?1, ?2, 1) \
+     ON CONFLICT (host, username) DO UPDATE SET version = version + 1 RETURNING version";
+const SELECT_ROSTER: &str =
+    concat!("SELECT ", item_columns!(), " FROM roster_items WHERE host = ?1 AND username = ?2 ORDER BY jid");
+const SELECT_ITEM: &str =
+    concat!("SELECT ", item_columns!(), " FROM roster_items WHERE host = ?1 AND username = ?2 AND jid = ?3");
+const UPSERT_ITEM: &str = "INSERT INTO roster_items (host, username, jid, name, subscription, ask_out, \
+     pending_in, pending_in_stanza, approved, groups, visible) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+     ON CONFLICT (host, username, jid) DO UPDATE SET name = excluded.name, \
+     subscription = excluded.subscription, ask_out = excluded.ask_out, pending_in = excluded.pending_in, \
+     pending_in_stanza = excluded.pending_in_stanza, approved = excluded.approved, groups = excluded.groups, \
+     visible = excluded.visible";
+const DELETE_ITEM: &str = "DELETE FROM roster_items WHERE host = ?1 AND username = ?2 AND jid = ?3";
+
+const COUNT_OFFLINE: &str = "SELECT COUNT(*) FROM offline_messages WHERE host = ?1 AND username = ?2";
+const INSERT_OFFLINE: &str = "INSERT INTO offline_messages (host, username, stamp, stanza) VALUES (?1, ?2, ?3, ?4)";
+const SELECT_OFFLINE: &str =
+    "SELECT id, stamp, stanza FROM offline_messages WHERE host = ?1 AND username = ?2 ORDER BY id";
+const DELETE_OFFLINE: &str = "DELETE FROM offline_messages WHERE host = ?1 AND username = ?2 AND id <= ?3";
+
+const SELECT_DATA: &str = "SELECT value FROM user_data WHERE host = ?1 AND username = ?2 AND key = ?3";
+const UPSERT_DATA: &str = "INSERT INTO user_data (host, username, key, value) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (host, username, key) DO UPDATE SET value = excluded.value";
+const DELETE_DATA: &str = "DELETE FROM user_data WHERE host = ?1 AND username = ?2 AND key = ?3";
+
+/// Encode groups as length-prefixed names (see the module documentation).
 fn encode_groups(groups: &[String]) -> String {
     groups.iter().map(|g| format!("{}:{g}", g.len())).collect()
 }
 
-fn decode_groups(mut s: &str) -> Vec<String> {
+/// Decode [`encode_groups`]; `None` if `s` is not exactly such a list.
+fn decode_groups(mut s: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
-    while let Some((len, rest)) = s.split_once(':') {
-        let Ok(n) = len.parse::<usize>() else { break };
-        let Some(g) = rest.get(..n) else { break };
-        out.push(g.to_string());
+    while !s.is_empty() {
+        let (len, rest) = s.split_once(':')?;
+        if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: usize = len.parse().ok()?;
+        out.push(rest.get(..n)?.to_owned());
         s = &rest[n..];
     }
-    out
+    Some(out)
 }
 
+/// A column holding a value this code never writes.
+fn corrupt(col: usize, what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, format!("invalid {what} {value:?}").into())
+}
+
+/// One row of [`item_columns!`].
 fn item(row: &Row<'_>) -> rusqlite::Result<RosterItem> {
     let sub: String = row.get(2)?;
     let groups: String = row.get(7)?;
     Ok(RosterItem {
         jid: row.get(0)?,
         name: row.get(1)?,
-        subscription: Subscription::parse(&sub).unwrap_or_default(),
+        subscription: Subscription::parse(&sub).ok_or_else(|| corrupt(2, "subscription", &sub))?,
         ask_out: row.get(3)?,
         pending_in: row.get(4)?,
         pending_in_stanza: row.get(5)?,
         approved: row.get(6)?,
-        groups: decode_groups(&groups),
+        groups: decode_groups(&groups).ok_or_else(|| corrupt(7, "group list", &groups))?,
         visible: row.get(8)?,
     })
 }
 
-/// A foreign-key failure means the account does not exist.
-fn missing_account<'a>(user: &str, host: &str, ctx: &'a str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
-    let user = user.to_string();
-    let host = host.to_string();
-    move |e| match e.sqlite_error_code() {
-        Some(ErrorCode::ConstraintViolation) => StoreError::NotFound(format!("{user}@{host}")),
-        _ => backend(ctx)(e),
-    }
+fn is_foreign_key_failure(e: &rusqlite::Error) -> bool {
+    e.sqlite_error().is_some_and(|f| f.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
 }
 
-fn bump_version(tx: &rusqlite::Transaction<'_>, user: &str, host: &str) -> rusqlite::Result<u64> {
-    tx.prepare_cached(
-        "INSERT INTO roster_versions (host, username, version) VALUES (?1, ?2, 1) \
-         ON CONFLICT (host, username) DO UPDATE SET version = version + 1",
-    )?
-    .execute(params![host, user])?;
-    tx.prepare_cached("SELECT version FROM roster_versions WHERE host = ?1 AND username = ?2")?
-        .query_row(params![host, user], |r| r.get::<_, i64>(0))
-        .map(|v| v as u64)
+fn account_exists(tx: &Transaction<'_>, user: &str, host: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached(ACCOUNT_EXISTS)?.query_row(params![host, user], |r| r.get(0))
+}
+
+/// Increment (or create at 1) the roster version; returns the new version.
+fn bump_version(tx: &Transaction<'_>, user: &str, host: &str) -> rusqlite::Result<u64> {
+    tx.prepare_cached(BUMP_VERSION)?.query_row(params![host, user], |r| r.get(0))
+}
+
+impl SqliteStore {
+    /// Run `f` in one immediate transaction on the writer and commit it.
+    /// `f` returns `Ok(None)` when the account does not exist (nothing is
+    /// committed), which becomes `NotFound`, as does a foreign-key failure.
+    fn write<T>(
+        &self,
+        op: &str,
+        user: &str,
+        host: &str,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Option<T>>,
+    ) -> Result<T, StoreError> {
+        let fail = |e: rusqlite::Error| {
+            if is_foreign_key_failure(&e) {
+                StoreError::NotFound(user_jid(user, host))
+            } else {
+                StoreError::Backend(format!("{}: {e}", self.ctx(op, user, host)))
+            }
+        };
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        match f(&tx).map_err(fail)? {
+            Some(v) => {
+                tx.commit().map_err(fail)?;
+                Ok(v)
+            }
+            None => Err(StoreError::NotFound(user_jid(user, host))),
+        }
+    }
 }
 
 impl RosterStore for SqliteStore {
     fn roster(&self, user: &str, host: &str) -> Result<(u64, Vec<RosterItem>), StoreError> {
-        let ctx = self.ctx("reading roster", user, host);
-        let conn = self.reader();
-        let version: i64 = conn
-            .prepare_cached("SELECT version FROM roster_versions WHERE host = ?1 AND username = ?2")
-            .and_then(|mut s| s.query_row(params![host, user], |r| r.get(0)).optional())
+        let ctx = self.ctx("reading roster of", user, host);
+        let mut conn = self.reader();
+        // One snapshot for both statements: a version newer than the items
+        // would let a client cache a stale roster under that version.
+        let tx = conn.transaction().map_err(backend(&ctx))?;
+        let version = tx
+            .prepare_cached(SELECT_VERSION)
+            .and_then(|mut s| s.query_row(params![host, user], |r| r.get::<_, u64>(0)).optional())
             .map_err(backend(&ctx))?
             .unwrap_or(0);
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {ITEM_COLUMNS} FROM roster_items WHERE host = ?1 AND username = ?2 ORDER BY jid"
-            ))
+        let items = tx
+            .prepare_cached(SELECT_ROSTER)
+            .and_then(|mut s| s.query_map(params![host, user], item)?.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(backend(&ctx))?;
-        let items = stmt.query_map(params![host, user], item).and_then(|r| r.collect()).map_err(backend(&ctx))?;
-        Ok((version as u64, items))
+        // Read-only: dropping the transaction just ends it.
+        drop(tx);
+        Ok((version, items))
     }
 
     fn roster_item(&self, user: &str, host: &str, jid: &str) -> Result<Option<RosterItem>, StoreError> {
-        let ctx = self.ctx("reading roster item", user, host);
         let conn = self.reader();
-        conn.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS} FROM roster_items WHERE host = ?1 AND username = ?2 AND jid = ?3"
-        ))
-        .and_then(|mut s| s.query_row(params![host, user, jid], item).optional())
-        .map_err(backend(&ctx))
+        conn.prepare_cached(SELECT_ITEM)
+            .and_then(|mut s| s.query_row(params![host, user, jid], item).optional())
+            .map_err(backend(&self.ctx("reading a roster item of", user, host)))
     }
 
     fn put_roster_item(&self, user: &str, host: &str, it: &RosterItem) -> Result<u64, StoreError> {
-        let ctx = self.ctx("writing roster item", user, host);
-        let mut conn = self.writer();
-        let tx = conn.transaction().map_err(backend(&ctx))?;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO roster_items (host, username, jid, name, subscription, ask_out, pending_in, \
-             pending_in_stanza, approved, groups, visible) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
+        self.write("writing a roster item of", user, host, |tx| {
+            tx.prepare_cached(UPSERT_ITEM)?.execute(params![
                 host,
                 user,
                 it.jid,
@@ -111,198 +197,93 @@ impl RosterStore for SqliteStore {
                 it.pending_in_stanza,
                 it.approved,
                 encode_groups(&it.groups),
-                it.visible
-            ])
+                it.visible,
+            ])?;
+            bump_version(tx, user, host).map(Some)
         })
-        .map_err(missing_account(user, host, &ctx))?;
-        let v = bump_version(&tx, user, host).map_err(missing_account(user, host, &ctx))?;
-        tx.commit().map_err(backend(&ctx))?;
-        Ok(v)
     }
 
+    /// Removing an absent item changes nothing and returns the current
+    /// version (0 if the roster was never written).
     fn remove_roster_item(&self, user: &str, host: &str, jid: &str) -> Result<u64, StoreError> {
-        let ctx = self.ctx("removing roster item", user, host);
-        let mut conn = self.writer();
-        let tx = conn.transaction().map_err(backend(&ctx))?;
-        tx.prepare_cached("DELETE FROM roster_items WHERE host = ?1 AND username = ?2 AND jid = ?3")
-            .and_then(|mut s| s.execute(params![host, user, jid]))
-            .map_err(backend(&ctx))?;
-        let v = bump_version(&tx, user, host).map_err(missing_account(user, host, &ctx))?;
-        tx.commit().map_err(backend(&ctx))?;
-        Ok(v)
+        self.write("removing a roster item of", user, host, |tx| {
+            if tx.prepare_cached(DELETE_ITEM)?.execute(params![host, user, jid])? > 0 {
+                return bump_version(tx, user, host).map(Some);
+            }
+            // A version row implies the account (it cascades with it).
+            match tx.prepare_cached(SELECT_VERSION)?.query_row(params![host, user], |r| r.get(0)).optional()? {
+                Some(v) => Ok(Some(v)),
+                None => Ok(account_exists(tx, user, host)?.then_some(0)),
+            }
+        })
     }
 }
 
 impl OfflineStore for SqliteStore {
+    /// The count and the insert share one immediate transaction, so
+    /// concurrent pushes never exceed `limit`.
     fn push_offline(&self, user: &str, host: &str, stanza: &str, limit: usize) -> Result<bool, StoreError> {
-        let ctx = self.ctx("storing offline message", user, host);
-        let mut conn = self.writer();
-        let tx = conn.transaction().map_err(backend(&ctx))?;
-        let n: i64 = tx
-            .prepare_cached("SELECT COUNT(*) FROM offline_messages WHERE host = ?1 AND username = ?2")
-            .and_then(|mut s| s.query_row(params![host, user], |r| r.get(0)))
-            .map_err(backend(&ctx))?;
-        if n as usize >= limit {
-            return Ok(false);
-        }
-        tx.prepare_cached("INSERT INTO offline_messages (host, username, stamp, stanza) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![host, user, super::now_unix(), stanza]))
-            .map_err(missing_account(user, host, &ctx))?;
-        tx.commit().map_err(backend(&ctx))?;
-        Ok(true)
+        self.write("storing an offline message for", user, host, |tx| {
+            let stored: u64 = tx.prepare_cached(COUNT_OFFLINE)?.query_row(params![host, user], |r| r.get(0))?;
+            if stored >= u64::try_from(limit).unwrap_or(u64::MAX) {
+                // Only `limit == 0` can get here with no messages: the
+                // insert would not have checked the account, so do it here.
+                return Ok((stored > 0 || account_exists(tx, user, host)?).then_some(false));
+            }
+            tx.prepare_cached(INSERT_OFFLINE)?.execute(params![host, user, now_unix(), stanza])?;
+            Ok(Some(true))
+        })
     }
 
     fn offline(&self, user: &str, host: &str) -> Result<Vec<OfflineMessage>, StoreError> {
-        let ctx = self.ctx("reading offline messages", user, host);
         let conn = self.reader();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT id, stamp, stanza FROM offline_messages WHERE host = ?1 AND username = ?2 ORDER BY id",
-            )
-            .map_err(backend(&ctx))?;
-        stmt.query_map(params![host, user], |r| {
-            Ok(OfflineMessage { id: r.get(0)?, stamp: r.get(1)?, stanza: r.get(2)? })
-        })
-        .and_then(|r| r.collect())
-        .map_err(backend(&ctx))
+        conn.prepare_cached(SELECT_OFFLINE)
+            .and_then(|mut s| {
+                s.query_map(params![host, user], |r| {
+                    Ok(OfflineMessage { id: r.get(0)?, stamp: r.get(1)?, stanza: r.get(2)? })
+                })?
+                .collect()
+            })
+            .map_err(backend(&self.ctx("reading offline messages of", user, host)))
     }
 
     fn remove_offline(&self, user: &str, host: &str, upto: i64) -> Result<(), StoreError> {
-        let ctx = self.ctx("removing offline messages", user, host);
-        let conn = self.writer();
-        conn.prepare_cached("DELETE FROM offline_messages WHERE host = ?1 AND username = ?2 AND id <= ?3")
-            .and_then(|mut s| s.execute(params![host, user, upto]))
-            .map_err(backend(&ctx))?;
-        Ok(())
+        self.write("removing offline messages of", user, host, |tx| {
+            let removed = tx.prepare_cached(DELETE_OFFLINE)?.execute(params![host, user, upto])?;
+            Ok((removed > 0 || account_exists(tx, user, host)?).then_some(()))
+        })
     }
 
     fn count_offline(&self, user: &str, host: &str) -> Result<u64, StoreError> {
-        let ctx = self.ctx("counting offline messages", user, host);
         let conn = self.reader();
-        conn.prepare_cached("SELECT COUNT(*) FROM offline_messages WHERE host = ?1 AND username = ?2")
-            .and_then(|mut s| s.query_row(params![host, user], |r| r.get::<_, i64>(0)))
-            .map(|n| n as u64)
-            .map_err(backend(&ctx))
+        conn.prepare_cached(COUNT_OFFLINE)
+            .and_then(|mut s| s.query_row(params![host, user], |r| r.get(0)))
+            .map_err(backend(&self.ctx("counting offline messages of", user, host)))
     }
 }
 
 impl UserDataStore for SqliteStore {
     fn get_data(&self, user: &str, host: &str, key: &str) -> Result<Option<String>, StoreError> {
-        let ctx = self.ctx("reading user data", user, host);
         let conn = self.reader();
-        conn.prepare_cached("SELECT value FROM user_data WHERE host = ?1 AND username = ?2 AND key = ?3")
+        conn.prepare_cached(SELECT_DATA)
             .and_then(|mut s| s.query_row(params![host, user, key], |r| r.get(0)).optional())
-            .map_err(backend(&ctx))
+            .map_err(backend(&self.ctx("reading user data of", user, host)))
     }
 
     fn set_data(&self, user: &str, host: &str, key: &str, value: Option<&str>) -> Result<(), StoreError> {
-        let ctx = self.ctx("writing user data", user, host);
-        let conn = self.writer();
-        match value {
-            Some(v) => conn
-                .prepare_cached("INSERT OR REPLACE INTO user_data (host, username, key, value) VALUES (?1, ?2, ?3, ?4)")
-                .and_then(|mut s| s.execute(params![host, user, key, v]))
-                .map_err(missing_account(user, host, &ctx))?,
-            None => conn
-                .prepare_cached("DELETE FROM user_data WHERE host = ?1 AND username = ?2 AND key = ?3")
-                .and_then(|mut s| s.execute(params![host, user, key]))
-                .map_err(backend(&ctx))?,
-        };
-        Ok(())
+        self.write("writing user data of", user, host, |tx| match value {
+            Some(v) => {
+                tx.prepare_cached(UPSERT_DATA)?.execute(params![host, user, key, v])?;
+                Ok(Some(()))
+            }
+            None => {
+                let removed = tx.prepare_cached(DELETE_DATA)?.execute(params![host, user, key])?;
+                Ok((removed > 0 || account_exists(tx, user, host)?).then_some(()))
+            }
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::AccountStore;
-
-    fn store() -> (tempfile::TempDir, SqliteStore) {
-        let d = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(d.path()).unwrap();
-        s.create_account("u", "h", &crate::sasl::derive_credentials("p", 4096)).unwrap();
-        (d, s)
-    }
-
-    #[test]
-    fn groups_round_trip() {
-        for g in [vec![], vec!["a".to_string()], vec!["x:y".into(), "3:zz".into(), "ünï".into(), "".into()]] {
-            assert_eq!(decode_groups(&encode_groups(&g)), g);
-        }
-    }
-
-    #[test]
-    fn roster_versions_and_items() {
-        let (_d, s) = store();
-        assert_eq!(s.roster("u", "h").unwrap(), (0, vec![]));
-        let mut it = RosterItem {
-            jid: "b@h".into(),
-            name: Some("B".into()),
-            groups: vec!["g1".into()],
-            visible: true,
-            ..Default::default()
-        };
-        assert_eq!(s.put_roster_item("u", "h", &it).unwrap(), 1);
-        it.subscription = Subscription::Both;
-        it.pending_in_stanza = Some("<presence/>".into());
-        assert_eq!(s.put_roster_item("u", "h", &it).unwrap(), 2);
-        let a = RosterItem { jid: "a@h".into(), ..Default::default() };
-        s.put_roster_item("u", "h", &a).unwrap();
-        let (v, items) = s.roster("u", "h").unwrap();
-        assert_eq!(v, 3);
-        assert_eq!(items, vec![a, it.clone()]);
-        assert_eq!(s.roster_item("u", "h", "b@h").unwrap(), Some(it));
-        assert_eq!(s.remove_roster_item("u", "h", "a@h").unwrap(), 4);
-        assert!(matches!(s.put_roster_item("nobody", "h", &RosterItem::default()), Err(StoreError::NotFound(_))));
-    }
-
-    #[test]
-    fn offline_order_limit_and_removal() {
-        let (_d, s) = store();
-        for i in 0..3 {
-            assert!(s.push_offline("u", "h", &format!("<m{i}/>"), 3).unwrap());
-        }
-        assert!(!s.push_offline("u", "h", "<m3/>", 3).unwrap());
-        let m = s.offline("u", "h").unwrap();
-        assert_eq!(m.iter().map(|m| m.stanza.as_str()).collect::<Vec<_>>(), vec!["<m0/>", "<m1/>", "<m2/>"]);
-        s.remove_offline("u", "h", m[1].id).unwrap();
-        assert_eq!(s.count_offline("u", "h").unwrap(), 1);
-        assert!(matches!(s.push_offline("nobody", "h", "<m/>", 3), Err(StoreError::NotFound(_))));
-    }
-
-    #[test]
-    fn user_data_and_cascade() {
-        let (d, s) = store();
-        s.set_data("u", "h", "vcard", Some("<vCard/>")).unwrap();
-        assert_eq!(s.get_data("u", "h", "vcard").unwrap().as_deref(), Some("<vCard/>"));
-        s.set_data("u", "h", "vcard", None).unwrap();
-        assert_eq!(s.get_data("u", "h", "vcard").unwrap(), None);
-        s.set_data("u", "h", "k", Some("v")).unwrap();
-        s.push_offline("u", "h", "<m/>", 10).unwrap();
-        s.put_roster_item("u", "h", &RosterItem { jid: "x@h".into(), ..Default::default() }).unwrap();
-        drop(s);
-        // Durable across reopen, and gone with the account.
-        let s = SqliteStore::open(d.path()).unwrap();
-        assert_eq!(s.get_data("u", "h", "k").unwrap().as_deref(), Some("v"));
-        s.remove_account("u", "h").unwrap();
-        s.create_account("u", "h", &crate::sasl::derive_credentials("p", 4096)).unwrap();
-        assert_eq!(s.get_data("u", "h", "k").unwrap(), None);
-        assert_eq!(s.count_offline("u", "h").unwrap(), 0);
-        assert_eq!(s.roster("u", "h").unwrap(), (0, vec![]));
-    }
-
-    #[test]
-    fn concurrent_offline_pushes_respect_limit() {
-        let (_d, s) = store();
-        let s = std::sync::Arc::new(s);
-        let hs: Vec<_> = (0..4)
-            .map(|_| {
-                let s = s.clone();
-                std::thread::spawn(move || (0..10).filter(|_| s.push_offline("u", "h", "<m/>", 15).unwrap()).count())
-            })
-            .collect();
-        let stored: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
-        assert_eq!(stored, 15);
-        assert_eq!(s.count_offline("u", "h").unwrap(), 15);
-    }
-}
+#[path = "im_tests.rs"]
+mod tests;

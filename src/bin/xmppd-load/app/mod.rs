@@ -395,6 +395,8 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     let cpu0 = procstat::self_cpu_secs();
     let busy0 = procstat::machine_busy_secs();
     let server0 = ctx.args.server_pid.and_then(procstat::cpu_secs);
+    let syn0 = procstat::tcp_ext("TCPSynRetrans");
+    let overflow0 = procstat::tcp_ext("ListenOverflows");
     let mut report = Report::default();
     report.set("scenario", format!("{:?}", ctx.args.scenario).to_lowercase());
     if !ctx.args.label.is_empty() {
@@ -418,6 +420,8 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     let server = server0.zip(ctx.args.server_pid.and_then(procstat::cpu_secs)).map(|(a, b)| b - a);
     let busy = busy0.zip(procstat::machine_busy_secs()).map(|(a, b)| b - a);
     report.set("tool_cpu_s", tool);
+    report.set("syn_retransmits", syn0.zip(procstat::tcp_ext("TCPSynRetrans")).map(|(a, b)| b - a));
+    report.set("listen_overflows", overflow0.zip(procstat::tcp_ext("ListenOverflows")).map(|(a, b)| b - a));
     report.set("run_server_cpu_s", server);
     // CPU time of everything else on the machine during the run: a busy
     // neighbour (a build, another test) makes the numbers unreliable.

@@ -50,6 +50,17 @@ pub fn machine_busy_secs() -> Option<f64> {
     Some(busy as f64 / clock_ticks() as f64)
 }
 
+/// Machine-wide TCP counters from /proc/net/netstat (`TcpExt:` lines), e.g.
+/// `TCPSynRetrans` or `ListenOverflows`: a retransmitted SYN costs a login
+/// a second or more, so a run reports how many happened during it.
+pub fn tcp_ext(name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let names = lines.next()?.split_whitespace();
+    let values = lines.next()?.split_whitespace();
+    names.zip(values).find(|(n, _)| *n == name).and_then(|(_, v)| v.parse().ok())
+}
+
 /// `sysconf(_SC_CLK_TCK)`, asked of `getconf CLK_TCK` once (100 on Linux
 /// unless the kernel says otherwise).
 pub fn clock_ticks() -> u64 {
@@ -81,5 +92,6 @@ mod tests {
         assert!(super::self_cpu_secs().unwrap() >= 0.0);
         assert!(super::clock_ticks() > 0);
         assert!(super::machine_busy_secs().unwrap() > 0.0);
+        assert!(super::tcp_ext("TCPSynRetrans").is_some());
     }
 }

@@ -249,7 +249,9 @@ pub async fn chat(ctx: &Arc<Ctx>, report: &mut Report) {
     report.set("msgs_sent", sent);
     report.set("msgs_delivered", delivered);
     report.set("msgs_bounced", bounced);
-    report.set("msgs_lost", sent as i64 - delivered as i64 - bounced as i64);
+    // Every message handed to a connection must come back (delivered or
+    // bounced); `sent` (counted after the write returns) can lag behind.
+    report.set("msgs_lost", expected as i64 - delivered as i64 - bounced as i64);
     report.set("dispatch_backpressure", backpressure);
     report.set("msgs_per_s", delivered as f64 / secs_to_last.max(1e-9));
     latency(report, "latency", &s.msg_hist.lock().unwrap().clone());
@@ -311,11 +313,14 @@ pub async fn presence(ctx: &Arc<Ctx>, report: &mut Report) {
                 Err(_) => 0,
             }
         },
-        || s.presence_rx.load(Relaxed) - login_presence,
+        || s.presence_timed.load(Relaxed),
     )
     .await;
     let cpu1 = pid.and_then(procstat::cpu_secs);
-    let got = s.presence_rx.load(Relaxed) - login_presence;
+    // Deliveries of the updates are the stamped presences; unstamped ones
+    // arriving now are late login-time presence (broadcasts, probe answers).
+    let got = s.presence_timed.load(Relaxed);
+    report.set("login_presence_late", (s.presence_rx.load(Relaxed) - login_presence).saturating_sub(got));
     let lastd = s.last_delivery_us.load(Relaxed).max(t0_us + 1);
     let secs_to_last = (lastd - t0_us) as f64 / 1e6;
     report.set("updates_dispatched", dispatched.min(total));
