@@ -348,3 +348,39 @@ async fn iq_to_another_bare_jid_is_answered_by_the_server() {
     a.send("<iq to='bob@localhost' type='get' id='v3'><query xmlns='urn:example:x'/></iq>").await;
     assert!(a.expect_stanza("id='v3'").await.contains("<service-unavailable"));
 }
+
+/// Make `a` and `b` mutual `both` contacts directly in the store.
+fn befriend(srv: &TestServer, a: &str, b: &str) {
+    use xmppd::storage::{RosterItem, RosterStore, Subscription};
+    for (u, c) in [(a, b), (b, a)] {
+        let item = RosterItem {
+            jid: format!("{c}@localhost"),
+            subscription: Subscription::Both,
+            visible: true,
+            ..Default::default()
+        };
+        srv.shared.store.put_roster_item(u, "localhost", &item).unwrap();
+    }
+}
+
+/// XEP-0191 §3.2/§3.3: a blocked subscriber sees the user go unavailable,
+/// and gets the current presence again when unblocked.
+#[tokio::test]
+async fn blocking_a_subscriber_sends_unavailable() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    befriend(&srv, "alice", "bob");
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    b.expect_stanza("from='alice@localhost/a'").await;
+    a.send("<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block></iq>").await;
+    let p = b.expect_stanza("type='unavailable'").await;
+    assert!(p.contains("from='alice@localhost/a'"), "{p}");
+    // While blocked, presence updates do not reach bob.
+    a.send("<presence><status>hidden</status></presence>").await;
+    assert!(!b.drain(Duration::from_millis(300)).await.contains("hidden"));
+    a.send("<iq type='set' id='ub'><unblock xmlns='urn:xmpp:blocking'/></iq>").await;
+    let p = b.expect_stanza("from='alice@localhost/a'").await;
+    assert!(p.contains("hidden") && !p.contains("unavailable"), "{p}");
+}

@@ -221,6 +221,9 @@ impl Conn {
                 Ok(())
             }
             "unavailable" => {
+                // XEP-0012 §3: the status of the last unavailable presence.
+                let el = Element::parse(bytes, ns::CLIENT)?;
+                self.last_status = el.child("status", ns::CLIENT).map(|s| s.text());
                 let directed = std::mem::take(&mut self.directed);
                 im::presence::broadcast_unavailable(&self.shared, &session, Some(stamped), &directed);
                 Ok(())
@@ -299,9 +302,11 @@ impl Conn {
         let directed = std::mem::take(&mut self.directed);
         im::presence::broadcast_unavailable(&self.shared, &session, None, &directed);
         // XEP-0012 §3: the account's last activity, once its last session ends.
-        if self.shared.router.sessions_of(&session.jid).is_empty() {
-            let (user, host) = (session.jid.node().unwrap_or(""), session.jid.domain());
-            crate::modules::last::record_logout(&self.shared, user, host, None);
+        let (user, host) = (session.jid.node().unwrap_or(""), session.jid.domain());
+        if self.shared.router.sessions_of(&session.jid).is_empty()
+            && matches!(self.shared.store.get_credentials(user, host), Ok(Some(_)))
+        {
+            crate::modules::last::record_logout(&self.shared, user, host, self.last_status.as_deref());
         }
         self.rx = None;
     }

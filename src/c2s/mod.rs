@@ -84,6 +84,8 @@ pub(crate) struct Conn {
     pub(crate) last_rx: Instant,
     /// A server ping is outstanding since then.
     pub(crate) ping_sent: Option<Instant>,
+    /// Status text of the client's last unavailable presence (XEP-0012).
+    pub(crate) last_status: Option<String>,
 }
 
 /// Serve one accepted connection to its end.
@@ -107,6 +109,7 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         held: Vec::new(),
         last_rx: Instant::now(),
         ping_sent: None,
+        last_status: None,
         shared,
     };
     tracing::debug!(conn = conn.id, %peer, "connected");

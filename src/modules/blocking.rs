@@ -281,11 +281,16 @@ impl Module for Blocking {
                     Ok(next)
                 })?;
                 bl.push(ctx.shared, &me, &payload_with("block", &items));
+                // §3.2: blocked subscribers see the user go unavailable.
+                for c in subscribers_matching(ctx.shared, &me, &items) {
+                    crate::im::presence::send_unavailable_from_all(ctx.shared, &me, &c);
+                }
                 Ok(None)
             }
             // §3.3 with items, §3.4 without: unblock those, or all.
             (true, "unblock") => {
                 let items = items_of(req.payload)?;
+                let before = bl.get(ctx.shared, &me)?;
                 bl.update(ctx.shared, &me, |cur| {
                     Ok(if items.is_empty() {
                         Vec::new()
@@ -294,11 +299,31 @@ impl Module for Blocking {
                     })
                 })?;
                 bl.push(ctx.shared, &me, &payload_with("unblock", &items));
+                // §3.3: unblocked subscribers get the user's current presence.
+                let after = bl.get(ctx.shared, &me)?;
+                let freed: Vec<String> =
+                    before.items().iter().filter(|i| !after.items().contains(i)).cloned().collect();
+                for c in subscribers_matching(ctx.shared, &me, &freed) {
+                    if !bl.is_blocked(ctx.shared, &me, &c) {
+                        crate::im::presence::send_current_to(ctx.shared, &me, &c);
+                    }
+                }
                 Ok(None)
             }
             _ => Err(StanzaError::BadRequest),
         }
     }
+}
+
+/// The user's subscribers (`from`/`both`) that any of `items` matches.
+fn subscribers_matching(shared: &Shared, me: &Jid, items: &[String]) -> Vec<Jid> {
+    let Ok((_, roster)) = shared.store.roster(me.node().unwrap_or(""), me.domain()) else { return Vec::new() };
+    roster
+        .iter()
+        .filter(|i| i.subscription.has_from())
+        .filter_map(|i| Jid::parse(&i.jid).ok())
+        .filter(|c| items.iter().any(|it| matches(it, c)))
+        .collect()
 }
 
 #[cfg(test)]
