@@ -351,7 +351,7 @@ async fn iq_to_another_bare_jid_is_answered_by_the_server() {
 
 /// Make `a` and `b` mutual `both` contacts directly in the store.
 fn befriend(srv: &TestServer, a: &str, b: &str) {
-    use xmppd::storage::{RosterItem, RosterStore, Subscription};
+    use xmppd::storage::{RosterItem, Subscription};
     for (u, c) in [(a, b), (b, a)] {
         let item = RosterItem {
             jid: format!("{c}@localhost"),
