@@ -384,3 +384,80 @@ async fn blocking_a_subscriber_sends_unavailable() {
     let p = b.expect_stanza("from='alice@localhost/a'").await;
     assert!(p.contains("hidden") && !p.contains("unavailable"), "{p}");
 }
+
+/// RFC 6121 §3.4 pre-approval: a later request is approved at once.
+#[tokio::test]
+async fn pre_approved_subscription() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    roster_get(&mut a).await;
+    roster_get(&mut b).await;
+    a.send("<presence to='bob@localhost' type='subscribed'/>").await;
+    let push = a.expect_stanza("<iq").await;
+    assert!(push.contains("approved='true'") && push.contains("subscription='none'"), "{push}");
+    b.send("<presence to='alice@localhost' type='subscribe'/>").await;
+    // No request reaches alice; bob gets `subscribed` and alice's presence.
+    assert!(b.expect_stanza("subscription='to'").await.contains("jid='alice@localhost'"));
+    assert!(b.expect_stanza("<presence").await.contains("type='subscribed'"));
+    assert!(b.expect_stanza("from='alice@localhost/a'").await.contains("<presence"));
+    let push = a.expect_stanza("<iq").await;
+    assert!(push.contains("subscription='from'") && !push.contains("approved"), "{push}");
+}
+
+/// RFC 6121 §3.2 cancel and §3.3 unsubscribe, with pushes and unavailable presence.
+#[tokio::test]
+async fn cancel_and_unsubscribe() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    befriend(&srv, "alice", "bob");
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    b.expect_stanza("from='alice@localhost/a'").await;
+    roster_get(&mut a).await;
+    roster_get(&mut b).await;
+    // Alice cancels bob's subscription to her: bob sees her go unavailable.
+    a.send("<presence to='bob@localhost' type='unsubscribed'/>").await;
+    assert!(a.expect_stanza("<iq").await.contains("subscription='to'"));
+    assert!(b.expect_stanza("<iq").await.contains("subscription='from'"));
+    b.expect_stanza("type='unsubscribed'").await;
+    assert!(b.expect_stanza("type='unavailable'").await.contains("from='alice@localhost/a'"));
+    // Alice unsubscribes from bob's presence: both end at none.
+    a.send("<presence to='bob@localhost' type='unsubscribe'/>").await;
+    assert!(a.expect_stanza("<iq").await.contains("subscription='none'"));
+    assert!(b.expect_stanza("<iq").await.contains("subscription='none'"));
+}
+
+/// RFC 6121 §4.6: directed presence is remembered; the recipient gets
+/// unavailable presence when the sender goes offline.
+#[tokio::test]
+async fn directed_presence_is_cleaned_up() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    a.send("<presence to='bob@localhost/b'><show>chat</show></presence>").await;
+    assert!(b.expect_stanza("<show>chat</show>").await.contains("from='alice@localhost/a'"));
+    drop(a); // a dropped connection (§4.5.3): the server generates the unavailable
+    let p = b.expect_stanza("type='unavailable'").await;
+    assert!(p.contains("from='alice@localhost/a'"), "{p}");
+}
+
+/// RFC 6121 §2.3.3: the configured roster size limit.
+#[tokio::test]
+async fn roster_size_limit() {
+    let srv = start_server_with("[im]\nmax_roster_items = 2").await;
+    srv.register("alice", "pa");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    for (i, id) in ["s1", "s2", "s3"].iter().enumerate() {
+        a.send(&format!(
+            "<iq type='set' id='{id}'><query xmlns='jabber:iq:roster'><item jid='c{i}@localhost'/></query></iq>"
+        ))
+        .await;
+    }
+    assert!(a.expect_stanza("id='s3'").await.contains("<not-allowed"));
+}
