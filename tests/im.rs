@@ -286,11 +286,7 @@ async fn ibr_enabled_creates_account() {
 /// XEP-0191 §3.5: stanzas to and from blocked entities.
 #[tokio::test]
 async fn blocking_applies_to_routing() {
-    let srv = start_server().await;
-    srv.register("alice", "pa");
-    srv.register("bob", "pb");
-    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
-    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    let (_srv, mut a, mut b) = alice_and_bob().await;
     a.send("<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block></iq>").await;
     a.expect("id='bl'").await;
     b.send("<message to='alice@localhost/a' type='chat' id='m1'><body>let me talk</body></message>").await;
@@ -329,11 +325,7 @@ async fn avatar_hash_in_presence() {
 /// answered by the server on its behalf (here XEP-0054 vCard).
 #[tokio::test]
 async fn iq_to_another_bare_jid_is_answered_by_the_server() {
-    let srv = start_server().await;
-    srv.register("alice", "pa");
-    srv.register("bob", "pb");
-    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
-    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    let (_srv, mut a, mut b) = alice_and_bob().await;
     b.send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Bob B.</FN></vCard></iq>").await;
     b.expect_stanza("id='v1'").await;
     a.send("<iq to='bob@localhost' type='get' id='v2'><vCard xmlns='vcard-temp'/></iq>").await;
@@ -388,11 +380,7 @@ async fn blocking_a_subscriber_sends_unavailable() {
 /// RFC 6121 §3.4 pre-approval: a later request is approved at once.
 #[tokio::test]
 async fn pre_approved_subscription() {
-    let srv = start_server().await;
-    srv.register("alice", "pa");
-    srv.register("bob", "pb");
-    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
-    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    let (_srv, mut a, mut b) = alice_and_bob().await;
     roster_get(&mut a).await;
     roster_get(&mut b).await;
     a.send("<presence to='bob@localhost' type='subscribed'/>").await;
@@ -435,11 +423,7 @@ async fn cancel_and_unsubscribe() {
 /// unavailable presence when the sender goes offline.
 #[tokio::test]
 async fn directed_presence_is_cleaned_up() {
-    let srv = start_server().await;
-    srv.register("alice", "pa");
-    srv.register("bob", "pb");
-    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
-    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    let (_srv, mut a, mut b) = alice_and_bob().await;
     a.send("<presence to='bob@localhost/b'><show>chat</show></presence>").await;
     assert!(b.expect_stanza("<show>chat</show>").await.contains("from='alice@localhost/a'"));
     drop(a); // a dropped connection (§4.5.3): the server generates the unavailable

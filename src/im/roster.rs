@@ -138,24 +138,16 @@ fn remove(shared: &Shared, owner: &Jid, jid: &Jid) -> IqAnswer {
     let ver = shared.store.remove_roster_item(user, host, &item.jid).map_err(store_err)?;
     push_item(shared, owner, None, &item.jid, ver);
     let me = owner.to_string();
-    if item.subscription.has_from() || item.pending_in {
-        super::subscription::deliver_inbound(
-            shared,
-            jid,
-            owner,
-            "unsubscribed",
-            super::presence_xml(&me, &item.jid, Some("unsubscribed")),
-        );
-        super::presence::send_unavailable_from_all(shared, owner, jid);
+    let cancel = item.subscription.has_from() || item.pending_in;
+    let unsubscribe = item.subscription.has_to() || item.ask_out;
+    for (due, ty) in [(cancel, "unsubscribed"), (unsubscribe, "unsubscribe")] {
+        if due {
+            let stanza = super::presence_xml(&me, &item.jid, Some(ty));
+            super::subscription::deliver_inbound(shared, jid, owner, ty, stanza);
+        }
     }
-    if item.subscription.has_to() || item.ask_out {
-        super::subscription::deliver_inbound(
-            shared,
-            jid,
-            owner,
-            "unsubscribe",
-            super::presence_xml(&me, &item.jid, Some("unsubscribe")),
-        );
+    if cancel {
+        super::presence::send_unavailable_from_all(shared, owner, jid);
     }
     Ok(None)
 }

@@ -69,6 +69,17 @@ pub async fn start_server() -> TestServer {
     start_server_with("").await
 }
 
+/// A server with alice (password "pa") and bob ("pb") online with
+/// resources "a" and "b", priority 0.
+pub async fn alice_and_bob() -> (TestServer, TestClient, TestClient) {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    let b = TestClient::online(&srv, "bob", "pb", "b", 0).await;
+    (srv, a, b)
+}
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
