@@ -168,6 +168,9 @@ async fn presence_between_own_resources() {
     two.send("<presence><show>away</show></presence>").await;
     let got = one.expect("</presence>").await;
     assert!(got.contains("from='ann@localhost/two'") && got.contains("<show>away</show>"), "{got}");
+    // §4.2.2: the sending resource gets its own presence too.
+    let echo = two.expect_stanza("<show>away</show>").await;
+    assert!(echo.contains("from='ann@localhost/two'") && echo.contains("to='ann@localhost/two'"), "{echo}");
     drop(two);
     let got = one.expect("/>").await;
     assert!(got.contains("type='unavailable'") && got.contains("from='ann@localhost/two'"), "{got}");

@@ -55,9 +55,10 @@ pub fn broadcast_available(shared: &Shared, session: &Arc<SessionHandle>, stampe
             }
         }
     }
-    // ... and to the user's other available resources.
+    // ... and to all of the user's available resources, "including the
+    // resource that generated the presence notification" (§4.2.2, §4.4.2).
     for other in shared.router.sessions_of(&me) {
-        if other.id != session.id && other.is_available() {
+        if other.is_available() {
             let _ = other.send(addressed(&stamped, &other.jid.to_string()));
         }
     }
@@ -103,6 +104,7 @@ pub fn broadcast_unavailable(shared: &Shared, session: &Arc<SessionHandle>, stam
         return;
     }
     let full = session.jid.to_string();
+    let explicit = stamped.is_some();
     let bytes = stamped.unwrap_or_else(|| {
         let mut e = crate::xml::Element::new("presence", ns::CLIENT).with_attr("type", "unavailable");
         e.set_attr("from", full.clone());
@@ -115,8 +117,10 @@ pub fn broadcast_unavailable(shared: &Shared, session: &Arc<SessionHandle>, stam
                 send_presence(shared, &c, addressed(&bytes, &it.jid));
             }
         }
+        // §4.5.2: the user's other available resources; the sender itself
+        // too when it is still connected (an explicit unavailable presence).
         for other in shared.router.sessions_of(&me) {
-            if other.id != session.id && other.is_available() {
+            if other.is_available() || (other.id == session.id && explicit) {
                 let _ = other.send(addressed(&bytes, &other.jid.to_string()));
             }
         }

@@ -158,6 +158,13 @@ export XMPP_HOST=127.0.0.1 XMPP_PORT="$PORT" XMPP_TLS_PORT="$TLS_PORT" XMPP_DOMA
 # themselves with it otherwise).
 export XMPP_CA_FILE="$CA" NODE_EXTRA_CA_CERTS="$CA" ALICE_JID="alice@$DOMAIN" ALICE_PASSWORD BOB_JID="bob@$DOMAIN" BOB_PASSWORD
 export XMPP_TIMEOUT="${XMPP_TIMEOUT:-20}"
+# Accounts of the IM scenario scripts: im1..im19 (im_slixmpp.py) and
+# im21..im27 (im_xmpp_client.js), one password.
+IM_PASSWORD='im-Pa55 w0rd'
+IM_USERS=$(echo im{1..19} im{21..27})
+export IM_USER_PREFIX=im IM_PASSWORD
+# The IM scripts run many scenarios: at least 120 s for each.
+IM_TIMEOUT=$((XMPP_TIMEOUT > 120 ? XMPP_TIMEOUT : 120))
 
 wait_port() { # port seconds
   python3 - "$1" "$2" <<'PY'
@@ -229,13 +236,14 @@ run_client() { # label command...
   fi
 }
 
-CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat)
+CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client)
 [[ -n "${INTEROP_ONLY:-}" ]] && read -r -a CLIENTS <<<"$INTEROP_ONLY"
 
 run_named_client() { # name [label-suffix]
   case "$1" in
     xmpp_client_chat) run_client "@xmpp/client chat${2:-}" node "$HERE/xmpp_client_chat.js" ;;
-    simple_xmpp_chat) run_client "simple-xmpp chat${2:-}" node "$HERE/simple_xmpp_chat.js" ;;
+    # host 'localhost', as in the tutorial and the README.
+    simple_xmpp_chat) run_client "simple-xmpp chat${2:-}" env XMPP_HOST=localhost node "$HERE/simple_xmpp_chat.js" ;;
     slixmpp_chat)
       if [[ -z "$PY" ]]; then
         fail "slixmpp chat${2:-}: no python with slixmpp (run tests/interop/setup.sh)"
@@ -243,6 +251,14 @@ run_named_client() { # name [label-suffix]
         run_client "slixmpp chat${2:-}" "$PY" "$HERE/slixmpp_chat.py"
       fi
       ;;
+    im_slixmpp)
+      if [[ -z "$PY" ]]; then
+        fail "slixmpp IM scenarios${2:-}: no python with slixmpp (run tests/interop/setup.sh)"
+      else
+        XMPP_TIMEOUT=$IM_TIMEOUT run_client "slixmpp IM scenarios${2:-}" "$PY" "$HERE/im_slixmpp.py"
+      fi
+      ;;
+    im_xmpp_client) XMPP_TIMEOUT=$IM_TIMEOUT run_client "@xmpp/client IM scenarios${2:-}" node "$HERE/im_xmpp_client.js" ;;
     *) fail "unknown client script $1" ;;
   esac
 }
@@ -258,6 +274,16 @@ expect_ctl "ctl register alice" 0 "User alice@$DOMAIN successfully registered" \
   register alice "$DOMAIN" "$ALICE_PASSWORD"
 expect_ctl "ctl register bob" 0 "User bob@$DOMAIN successfully registered" \
   register bob "$DOMAIN" "$BOB_PASSWORD"
+im_failed=()
+for u in $IM_USERS; do
+  out="$(timeout 30 "$XMPPD" ctl --config "$CFG" register "$u" "$DOMAIN" "$IM_PASSWORD" 2>&1)" ||
+    im_failed+=("$u: $(tr '\n' ' ' <<<"$out")")
+done
+if ((${#im_failed[@]} == 0)); then
+  pass "ctl register the IM scenario users ($(wc -w <<<"$IM_USERS") accounts)"
+else
+  fail "ctl register the IM scenario users: ${im_failed[*]}"
+fi
 expect_ctl "ctl register of an existing user fails with a conflict" 1 \
   "Error: conflict: User alice@$DOMAIN already registered" \
   register alice "$DOMAIN" "another-password"
