@@ -251,6 +251,13 @@ async fn bound_stream_features() {
     assert!(f.contains("<ver xmlns='urn:xmpp:features:rosterver'/>"), "{f}");
     assert!(f.contains("<csi xmlns='urn:xmpp:csi:0'/>"), "{f}");
     assert!(f.contains("<c xmlns='http://jabber.org/protocol/caps' hash='sha-1'"), "{f}");
+    // XEP-0115 §6.2: disco#info on node#ver answers with the same features.
+    let node = between(&f, "node='", "' ver=").to_string();
+    let ver = between(&f, "ver='", "'/>").to_string();
+    c.bind(Some("r")).await;
+    c.send(&format!("<iq to='localhost' type='get' id='cq'><query xmlns='http://jabber.org/protocol/disco#info' node='{node}#{ver}'/></iq>")).await;
+    let got = c.expect_stanza("id='cq'").await;
+    assert!(got.contains("type='result'") && got.contains("var='urn:xmpp:ping'"), "{got}");
 }
 
 /// XEP-0077: off by default (no stream feature, service-unavailable).

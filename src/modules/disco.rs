@@ -16,11 +16,15 @@ impl Module for DiscoInfo {
         if req.set {
             return Err(StanzaError::BadRequest);
         }
-        // XEP-0030 §3.1: nodes we do not define are item-not-found.
-        if req.payload.attr("node").is_some() {
-            return Err(StanzaError::ItemNotFound);
-        }
+        // XEP-0030 §3.1: nodes we do not define are item-not-found; the
+        // XEP-0115 §6.2 caps node `NODE#ver` is the server's own info.
         let mut q = Element::new("query", ns::DISCO_INFO);
+        if let Some(node) = req.payload.attr("node") {
+            if !to_server(req) || node != format!("{CAPS_NODE}#{}", caps_ver(&ctx.shared.modules)) {
+                return Err(StanzaError::ItemNotFound);
+            }
+            q.set_attr("node", node);
+        }
         if to_server(req) {
             q = q.with_child(
                 Element::new("identity", ns::DISCO_INFO)
@@ -84,10 +88,10 @@ pub fn caps_ver(modules: &Modules) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
 }
 
+/// The XEP-0115 node of this software.
+pub const CAPS_NODE: &str = "https://github.com/xmppd/xmppd";
+
 /// XEP-0115 §6.3 stream feature advertising the server's capabilities.
 pub fn caps_element(modules: &Modules) -> String {
-    format!(
-        "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://github.com/xmppd/xmppd' ver='{}'/>",
-        caps_ver(modules)
-    )
+    format!("<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='{CAPS_NODE}' ver='{}'/>", caps_ver(modules))
 }
