@@ -319,5 +319,6 @@ for SRV in $SERVERS; do
   say "  $SRV done in $(( $(date +%s) - T0 )) s"
 done
 
+find "$OUT" -name '*.err' -empty -delete
 python3 "$ROOT/bench/table.py" "$OUT" | tee "$OUT/summary.md"
 say "results in $OUT"
