@@ -111,6 +111,24 @@ fn connect(path: &Path, name: &str) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// An existing store file of 0 bytes, with no write-ahead log to recover
+/// from, would open as a new, empty database: every account gone without a
+/// word. It is refused instead (a truncated file, a failed copy); the
+/// operator removes it to start afresh. A file this process has not yet
+/// created is not affected.
+fn refuse_emptied(path: &Path, name: &str) -> Result<(), StoreError> {
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if len(path) == Some(0) && len(Path::new(&wal)).unwrap_or(0) == 0 {
+        return Err(StoreError::Backend(format!(
+            "{name}: the store file is empty (0 bytes; truncated?); refusing to start on an empty store. \
+             Restore it from a backup, or remove it to start with a new store"
+        )));
+    }
+    Ok(())
+}
+
 /// `PRAGMA quick_check`: fail with the problems found, naming the file.
 fn quick_check(conn: &Connection, name: &str) -> Result<(), StoreError> {
     let step = "integrity check (PRAGMA quick_check)";
@@ -167,6 +185,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let path = data_dir.join(DB_FILE_NAME);
         let name = path.display().to_string();
+        refuse_emptied(&path, &name)?;
 
         let mut writer = connect(&path, &name)?;
         quick_check(&writer, &name)?;

@@ -2,6 +2,8 @@
 //! temporary data dir; `TestClient` speaks raw XML over TCP or TLS.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use base64::Engine;
 use std::net::SocketAddr;
 use std::path::PathBuf;

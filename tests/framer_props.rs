@@ -1,0 +1,159 @@
+//! Property tests for the stream framer (RFC 6120 §4: an XML stream is one
+//! document sent over TCP, which may split it at any byte): any split of a
+//! valid stream into chunks gives the same events as feeding it whole, and
+//! each framed stanza parses to the element that was generated.
+
+use proptest::prelude::*;
+use xmppd::xml::{ns, Element, Event, Framer, Node};
+
+/// A generated element and the exact bytes written for it.
+#[derive(Clone, Debug)]
+struct Gen {
+    tree: Element,
+    /// The start tag without its closing `>` or `/>`.
+    head: String,
+    bytes: String,
+}
+
+const NAMES: &[&str] = &["message", "presence", "iq", "body", "x", "query", "item", "group", "a-b.c_d"];
+
+fn name() -> impl Strategy<Value = String> {
+    prop::sample::select(NAMES).prop_map(str::to_string)
+}
+
+/// Text with markup-significant characters, written escaped (XML 1.0 §2.4).
+fn text() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 <>&'\"/=\\]\\[\u{e9}\u{263a}\u{1F600}]{1,12}"
+}
+
+fn escape_text(s: &str, cdata: bool) -> String {
+    if cdata && !s.contains("]]>") {
+        // XML 1.0 §2.7: CDATA content is taken as it is.
+        format!("<![CDATA[{s}]]>")
+    } else {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    }
+}
+
+/// An attribute value quoted with `q`; `>` and `/` are legal inside values.
+fn attr_xml(k: &str, v: &str, q: char) -> String {
+    let v = v.replace('&', "&amp;").replace('<', "&lt;");
+    let v = if q == '\'' { v.replace('\'', "&apos;") } else { v.replace('"', "&quot;") };
+    format!(" {k}={q}{v}{q}")
+}
+
+fn leaf() -> impl Strategy<Value = Gen> {
+    (name(), prop::collection::vec(("[a-z]{1,3}", text(), any::<bool>()), 0..3), any::<bool>()).prop_map(
+        |(n, attrs, self_closing)| {
+            let mut tree = Element::new(&n, ns::CLIENT);
+            let mut head = format!("<{n}");
+            for (i, (k, v, dq)) in attrs.into_iter().enumerate() {
+                // Attribute names are unique within an element (XML 1.0 §3.1).
+                let k = format!("{k}{i}");
+                head.push_str(&attr_xml(&k, &v, if dq { '"' } else { '\'' }));
+                tree.attrs.push((k, v));
+            }
+            let bytes = if self_closing { format!("{head}/>") } else { format!("{head}></{n}>") };
+            Gen { tree, head, bytes }
+        },
+    )
+}
+
+/// Elements nested up to four levels, with text and CDATA between children.
+fn element() -> impl Strategy<Value = Gen> {
+    leaf().prop_recursive(4, 24, 4, |inner| {
+        (leaf(), prop::collection::vec((inner, prop::option::of((text(), any::<bool>()))), 1..4)).prop_map(
+            |(parent, kids)| {
+                let mut tree = parent.tree.clone();
+                let n = tree.name.clone();
+                let mut bytes = format!("{}>", parent.head);
+                for (kid, t) in kids {
+                    bytes.push_str(&kid.bytes);
+                    tree.children.push(Node::Element(kid.tree));
+                    if let Some((t, cdata)) = t {
+                        bytes.push_str(&escape_text(&t, cdata));
+                        tree.children.push(Node::Text(t));
+                    }
+                }
+                bytes.push_str(&format!("</{n}>"));
+                Gen { tree, head: parent.head, bytes }
+            },
+        )
+    })
+}
+
+/// A whole stream: optional XML declaration, header, stanzas with
+/// whitespace keepalives between them (RFC 6120 §4.6.1), optional close.
+fn stream() -> impl Strategy<Value = (Vec<u8>, Vec<Event>, Vec<Element>)> {
+    let ws = prop::sample::select(vec!["", " ", "\n", "\r\n\t ", "   "]);
+    (any::<bool>(), prop::collection::vec((ws, element()), 0..6), any::<bool>()).prop_map(|(decl, items, close)| {
+        let header = "<stream:stream to='localhost' version=\"1.0\" xmlns='jabber:client' \
+                      xmlns:stream='http://etherx.jabber.org/streams' id='a>b'>";
+        let mut out = String::new();
+        if decl {
+            out.push_str("<?xml version='1.0' encoding='UTF-8'?>\n");
+        }
+        out.push_str(header);
+        let mut events = vec![Event::StreamOpen(header.as_bytes().to_vec())];
+        let mut trees = Vec::new();
+        for (ws, g) in items {
+            out.push_str(ws);
+            out.push_str(&g.bytes);
+            events.push(Event::Stanza(g.bytes.into_bytes()));
+            trees.push(g.tree);
+        }
+        if close {
+            out.push_str(" </stream:stream>");
+            events.push(Event::StreamClose);
+        }
+        (out.into_bytes(), events, trees)
+    })
+}
+
+fn feed_all<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Event> {
+    let mut f = Framer::new(1 << 20, 32);
+    let mut events = Vec::new();
+    for c in chunks {
+        f.feed(c);
+        while let Some(ev) = f.next_event().expect("a valid stream frames without error") {
+            events.push(ev);
+        }
+    }
+    events
+}
+
+/// Split `data` at the given fractions of its length.
+fn split_at<'a>(data: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+    let mut at: Vec<usize> = cuts.iter().map(|i| i.index(data.len() + 1)).collect();
+    at.sort_unstable();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for a in at.into_iter().chain(std::iter::once(data.len())) {
+        out.push(&data[prev..a]);
+        prev = a;
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_split_gives_the_same_events(
+        (bytes, expected, trees) in stream(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..40),
+    ) {
+        let whole = feed_all([&bytes[..]]);
+        prop_assert_eq!(&whole, &expected);
+        let split = feed_all(split_at(&bytes, &cuts));
+        prop_assert_eq!(&split, &expected);
+        // Byte at a time, the worst case for a TCP reader.
+        let bytewise = feed_all(bytes.chunks(1));
+        prop_assert_eq!(&bytewise, &expected);
+        let stanzas = whole.iter().filter_map(|e| match e { Event::Stanza(b) => Some(b), _ => None });
+        for (b, tree) in stanzas.zip(&trees) {
+            let parsed = Element::parse(b, ns::CLIENT).expect("framed stanza parses");
+            prop_assert_eq!(&parsed, tree);
+        }
+    }
+}
