@@ -1,9 +1,14 @@
-//! Property tests for the stream framer (RFC 6120 §4: an XML stream is one
-//! document sent over TCP, which may split it at any byte): any split of a
-//! valid stream into chunks gives the same events as feeding it whole, and
-//! each framed stanza parses to the element that was generated.
+//! Property tests (proptest).
+//!
+//! - The stream framer (RFC 6120 §4: an XML stream is one document sent
+//!   over TCP, which may split it at any byte): any split of a valid stream
+//!   into chunks gives the same events as feeding it whole, and each framed
+//!   stanza parses to the element that was generated.
+//! - JIDs (RFC 7622): parse/display round trips, case mapping of the
+//!   localpart and domainpart only, the first `/` starting the resource.
 
 use proptest::prelude::*;
+use xmppd::jid::{normalize_node, Jid};
 use xmppd::xml::{ns, Element, Event, Framer, Node};
 
 /// A generated element and the exact bytes written for it.
@@ -154,6 +159,88 @@ proptest! {
         for (b, tree) in stanzas.zip(&trees) {
             let parsed = Element::parse(b, ns::CLIENT).expect("framed stanza parses");
             prop_assert_eq!(&parsed, tree);
+        }
+    }
+}
+
+/// A localpart of letters, digits and the punctuation RFC 7622 §3.3.1 allows.
+fn localpart() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9._+=!$%*-]{1,20}"
+}
+
+/// A DNS-style domainpart, mixed case.
+fn domainpart() -> impl Strategy<Value = String> {
+    prop::collection::vec("[a-zA-Z0-9]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?", 1..4).prop_map(|l| l.join("."))
+}
+
+/// A resourcepart: any printable ASCII, including `/`, `@` and inner spaces.
+fn resourcepart() -> impl Strategy<Value = String> {
+    "[!-~]([ -~]{0,18}[!-~])?"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// RFC 7622 §3.2/§3.3 map case in the domainpart and localpart
+    /// (UsernameCaseMapped); §3.4 leaves the resourcepart's case alone
+    /// (OpaqueString); §3.1 splits the resource off at the first `/`.
+    #[test]
+    fn jid_parts_normalise_and_round_trip(
+        node in prop::option::of(localpart()),
+        domain in domainpart(),
+        resource in prop::option::of(resourcepart()),
+    ) {
+        let mut s = String::new();
+        if let Some(n) = &node {
+            s.push_str(n);
+            s.push('@');
+        }
+        s.push_str(&domain);
+        if let Some(r) = &resource {
+            s.push('/');
+            s.push_str(r);
+        }
+        let j = Jid::parse(&s).unwrap();
+        let lower = node.as_ref().map(|n| n.to_lowercase());
+        prop_assert_eq!(j.node(), lower.as_deref());
+        prop_assert_eq!(j.domain(), domain.to_lowercase());
+        prop_assert_eq!(j.resource(), resource.as_deref());
+        let shown = j.to_string();
+        prop_assert_eq!(Jid::parse(&shown).unwrap(), j.clone());
+        prop_assert_eq!(s.to_lowercase().len(), shown.len());
+        let bare = j.to_bare();
+        prop_assert!(bare.is_bare());
+        prop_assert_eq!(Jid::parse(&bare.to_string()).unwrap(), bare.clone());
+        prop_assert_eq!(bare.with_resource("x").to_bare(), bare);
+        if let Some(n) = &node {
+            prop_assert_eq!(normalize_node(n).unwrap(), n.to_lowercase());
+        }
+    }
+
+    /// Whatever parses displays as a string that parses to the same JID
+    /// (normalisation is idempotent).
+    #[test]
+    fn any_parsed_jid_round_trips(s in "[a-zA-Z0-9@/.\\[\\]:& \u{e9}\u{130}\u{df}\u{3a3}\u{212a}-]{0,24}") {
+        if let Ok(j) = Jid::parse(&s) {
+            let shown = j.to_string();
+            prop_assert_eq!(Jid::parse(&shown), Ok(j), "{:?} -> {:?}", s, shown);
+        }
+    }
+
+    /// Empty parts and RFC 7622 §3.3.1's forbidden localpart characters
+    /// are rejected.
+    #[test]
+    fn malformed_jids_are_rejected(
+        n in localpart(),
+        d in domainpart(),
+        bad in prop::sample::select(vec!['"', '&', '\'', ':', '<', '>', ' ']),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let i = at.index(n.len() + 1);
+        let with_bad = format!("{}{bad}{}@{d}", &n[..i], &n[i..]);
+        prop_assert!(Jid::parse(&with_bad).is_err(), "{}", with_bad);
+        for empty in [format!("@{d}"), format!("{n}@"), format!("{n}@{d}/"), format!("/{n}")] {
+            prop_assert!(Jid::parse(&empty).is_err(), "{}", empty);
         }
     }
 }
