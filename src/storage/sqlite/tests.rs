@@ -174,3 +174,19 @@ fn concurrent_creates() {
     let users = store.list_users("h").unwrap();
     assert!(users.windows(2).all(|w| w[0] < w[1]));
 }
+
+/// Durability settings on every connection: WAL and `synchronous=FULL` (2),
+/// so a commit that returned is on disk (SQLite docs, "PRAGMA synchronous":
+/// FULL syncs the WAL at each commit), which the acknowledgements rely on.
+#[test]
+fn every_connection_syncs_fully() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let sync = |c: &rusqlite::Connection| c.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(sync(&store.writer()), 2);
+    for _ in 0..READERS {
+        assert_eq!(sync(&store.reader()), 2);
+    }
+    let mode: String = store.writer().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
