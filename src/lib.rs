@@ -14,6 +14,7 @@
 //! - [`modules`]: iq handlers addressed to the server (disco, ping, version, roster).
 //! - [`c2s`]: one task per client connection: negotiation and the bound session.
 //! - [`ctl`]: the admin socket (server side) and `xmppd ctl` (client side).
+//! - [`piefxis`]: XEP-0227 import and export (`import_piefxis`, `export_piefxis`).
 //! - [`server`]: `run()`: listeners, limits, signals; used by `main` and tests.
 
 pub mod c2s;
@@ -22,6 +23,7 @@ pub mod ctl;
 pub mod im;
 pub mod jid;
 pub mod modules;
+pub mod piefxis;
 pub mod router;
 pub mod sasl;
 pub mod server;
