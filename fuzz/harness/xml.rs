@@ -72,9 +72,8 @@ pub fn check_stanza(bytes: &[u8]) {
     const FROM: &str = "fuzz@localhost/r";
     if let Ok(head) = StanzaHead::parse(bytes, ns::CLIENT) {
         let out = head.rewrite(bytes, FROM, Some("peer@localhost"));
-        let again = StanzaHead::parse(&out, ns::CLIENT).unwrap_or_else(|e| {
-            panic!("rewritten stanza does not validate ({e}): {}", String::from_utf8_lossy(&out))
-        });
+        let again = StanzaHead::parse(&out, ns::CLIENT)
+            .unwrap_or_else(|e| panic!("rewritten stanza does not validate ({e}): {}", String::from_utf8_lossy(&out)));
         assert_eq!(again.name, head.name);
         assert_eq!(again.ns, head.ns);
         assert_eq!(again.attr("from"), Some(FROM), "from not stamped");
