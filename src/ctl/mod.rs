@@ -20,6 +20,7 @@ pub mod client;
 pub mod commands;
 pub mod protocol;
 pub mod server;
+pub mod stats;
 
 use std::io::Write;
 use std::path::Path;
