@@ -15,6 +15,7 @@
 //! - [`modules`]: iq handlers addressed to the server (disco, ping, version, roster).
 //! - [`c2s`]: one task per client connection: negotiation and the bound session.
 //! - [`ctl`]: the admin socket (server side) and `xmppd ctl` (client side).
+//! - [`piefxis`]: XEP-0227 import and export (`import_piefxis`, `export_piefxis`).
 //! - [`server`]: `run()`: listeners, limits, signals; used by `main` and tests.
 //! - [`reload`]: SIGHUP / `ctl reload_config`: what changes live, what needs a restart.
 //! - [`metrics`]: atomic counters, OpenMetrics encoding for `/metrics`.
@@ -29,6 +30,7 @@ pub mod im;
 pub mod jid;
 pub mod metrics;
 pub mod modules;
+pub mod piefxis;
 pub mod reload;
 pub mod router;
 pub mod sasl;

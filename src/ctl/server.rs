@@ -187,6 +187,9 @@ async fn execute(kind: u8, fields: Vec<String>, shared: &Arc<Shared>) -> (Outcom
         Command::KickSession { user, host, resource, reason } => {
             (kick(shared, &user, &host, &resource, &reason), false)
         }
+        Command::ImportPiefxis { .. } | Command::ExportPiefxis { .. } => {
+            (Outcome::error("Error: bad_request: import_piefxis and export_piefxis run in xmppd ctl"), false)
+        }
         Command::RegisterBulk { .. } => {
             (Outcome::error("Error: bad_request: register_bulk is sent in batches by xmppd ctl"), false)
         }

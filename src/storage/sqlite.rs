@@ -7,6 +7,7 @@
 //! open the same file at the same time; `busy_timeout` absorbs lock waits.
 
 mod im;
+mod import;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -352,6 +353,10 @@ impl AccountStore for SqliteStore {
         conn.prepare_cached(LIST_USERS)
             .and_then(|mut stmt| stmt.query_map([host], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>())
             .map_err(backend(&format!("listing users of {host} in {}", self.path.display())))
+    }
+
+    fn create_accounts(&self, rows: &[(String, String, Credentials)]) -> Result<usize, StoreError> {
+        self.create_accounts_bulk(rows)
     }
 
     fn count_users(&self, host: &str) -> Result<u64, StoreError> {

@@ -89,6 +89,8 @@ pub struct TestClient {
     tls: Option<tokio_rustls::client::TlsStream<TcpStream>>,
     buf: String,
     pub jid: String,
+    /// The stream's `to` (a served domain).
+    pub domain: String,
 }
 
 pub fn tls_connector(ca: &PathBuf) -> tokio_rustls::TlsConnector {
@@ -111,7 +113,13 @@ pub const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' xml
 impl TestClient {
     pub async fn connect(addr: SocketAddr) -> TestClient {
         let tcp = TcpStream::connect(addr).await.unwrap();
-        TestClient { io: Some(Box::new(tcp)), tls: None, buf: String::new(), jid: String::new() }
+        TestClient {
+            io: Some(Box::new(tcp)),
+            tls: None,
+            buf: String::new(),
+            jid: String::new(),
+            domain: "localhost".into(),
+        }
     }
 
     /// Connect with direct TLS (XEP-0368).
@@ -119,7 +127,7 @@ impl TestClient {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
         let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
-        TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new() }
+        TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new(), domain: "localhost".into() }
     }
 
     fn stream(&mut self) -> &mut (dyn Io + '_) {
@@ -225,14 +233,20 @@ impl TestClient {
 
     /// Open a stream and read the features.
     pub async fn open(&mut self) -> String {
-        self.send(HEADER).await;
+        let header = HEADER.replace("to='localhost'", &format!("to='{}'", self.domain));
+        self.send(&header).await;
         self.expect("</stream:features>").await
     }
 
     /// Connect and negotiate STARTTLS; returns the client and the features after TLS.
     pub async fn connect_starttls(addr: SocketAddr, ca: &PathBuf) -> (TestClient, String) {
+        TestClient::connect_starttls_to(addr, ca, "localhost").await
+    }
+
+    /// [`TestClient::connect_starttls`] to another served domain.
+    pub async fn connect_starttls_to(addr: SocketAddr, ca: &PathBuf, domain: &str) -> (TestClient, String) {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(HEADER.as_bytes()).await.unwrap();
+        tcp.write_all(HEADER.replace("to='localhost'", &format!("to='{domain}'")).as_bytes()).await.unwrap();
         let mut seen = String::new();
         while !seen.contains("</stream:features>") {
             let mut b = [0u8; 4096];
@@ -249,9 +263,10 @@ impl TestClient {
             assert!(n > 0);
             seen.push_str(&String::from_utf8_lossy(&b[..n]));
         }
-        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let name = rustls_pki_types::ServerName::try_from(domain.to_string()).unwrap();
         let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
-        let mut c = TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new() };
+        let mut c =
+            TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new(), domain: domain.into() };
         let f = c.open().await;
         (c, f)
     }
