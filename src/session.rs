@@ -150,3 +150,18 @@ impl SessionHandle {
         ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_counts_a_drop() {
+        let m = Arc::new(Metrics::new(&["localhost".into()]));
+        let (tx, _rx) = mpsc::channel(1);
+        let h = SessionHandle::new(1, Jid::parse("a@localhost/r").unwrap(), tx).with_metrics(m.clone());
+        assert!(h.send(Bytes::from_static(b"<message/>")));
+        assert!(!h.send(Bytes::from_static(b"<message/>")));
+        assert_eq!(m.queue_drops.load(Ordering::Relaxed), 1);
+    }
+}
