@@ -8,18 +8,19 @@
 
 mod bound;
 mod negotiate;
+mod shaper;
 pub mod transport;
 
 use crate::config::ListenKind;
+use crate::metrics::Metrics;
 use crate::server::{ConnGuard, Shared};
-use crate::session::{Outbound, SessionHandle};
+use crate::session::{Outbound, OutboundRx, SessionHandle};
 use crate::stanza::StreamError;
 use crate::xml::{Event, Framer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use transport::{ReadOutcome, Transport};
 
@@ -73,7 +74,7 @@ pub(crate) struct Conn {
     /// The bound session.
     pub(crate) session: Option<Arc<SessionHandle>>,
     /// Its outbound queue.
-    pub(crate) rx: Option<mpsc::Receiver<Outbound>>,
+    pub(crate) rx: Option<OutboundRx>,
     /// RFC 6121 §4.6: entities that got directed presence from this session.
     pub(crate) directed: Vec<crate::jid::Jid>,
     /// XEP-0352: the client said it is inactive.
@@ -86,6 +87,10 @@ pub(crate) struct Conn {
     pub(crate) ping_sent: Option<Instant>,
     /// Status text of the client's last unavailable presence (XEP-0012).
     pub(crate) last_status: Option<String>,
+    /// Byte and stanza rate limits on what the client sends.
+    shaper: shaper::Shaper,
+    /// Reading is paused by the shaper until then.
+    pause: Option<Instant>,
 }
 
 /// Serve one accepted connection to its end.
@@ -93,7 +98,8 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
     let limits = &shared.config.limits;
     let deadline = Instant::now() + Duration::from_secs(limits.auth_timeout_secs);
     let mut conn = Conn {
-        framer: Framer::new(limits.max_stanza_size, limits.max_depth),
+        framer: Framer::new(limits.max_stanza_size, limits.max_depth)
+            .with_attr_limits(limits.max_attributes, limits.max_attribute_size),
         id: shared.next_id(),
         io: Transport::Plain(tcp),
         peer,
@@ -110,6 +116,8 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         last_rx: Instant::now(),
         ping_sent: None,
         last_status: None,
+        shaper: shaper::Shaper::from_limits(limits, Instant::now()),
+        pause: None,
         shared,
     };
     tracing::debug!(conn = conn.id, %peer, "connected");
@@ -123,30 +131,39 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
     conn.finish(exit).await;
 }
 
-/// Refuse a connection over the limit with `<resource-constraint/>`.
-pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard) {
+/// Refuse a connection over a limit with `<resource-constraint/>`
+/// (RFC 6120 §4.9.3.17) and `why` as text.
+pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard, why: &'static str) {
     let host = shared.config.hosts[0].clone();
     let mut io = Transport::Plain(tcp);
     let text = format!(
         "{}{}</stream:stream>",
         negotiate::header_xml(&host, None, 0),
-        StreamError::ResourceConstraint.to_xml(Some("too many connections"))
+        StreamError::ResourceConstraint.to_xml(Some(why))
     );
-    let _ = tokio::time::timeout(Duration::from_secs(5), io.send(text.as_bytes())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), io.send(text.as_bytes())).await;
 }
 
 impl Conn {
     async fn run(&mut self, deadline: Instant) -> Exit {
         let shutdown = self.shared.shutdown.clone();
         loop {
-            // Drain what is readable now.
+            // Process what is framed, then drain what is readable now,
+            // unless the shaper paused reading.
             loop {
+                if let Some(exit) = self.process_events().await {
+                    return exit;
+                }
+                if self.pause.is_some_and(|t| t > Instant::now()) {
+                    break;
+                }
+                self.pause = None;
                 match self.io.read_now(&mut self.framer).await {
-                    Ok(ReadOutcome::Data(_)) => {
+                    Ok(ReadOutcome::Data(n)) => {
                         self.last_rx = Instant::now();
                         self.ping_sent = None;
-                        if let Some(exit) = self.process_events().await {
-                            return exit;
+                        if let Some(t) = self.shaper.bytes.take(n as u64, self.last_rx) {
+                            self.pause_until(t);
                         }
                     }
                     Ok(ReadOutcome::Eof) => return Exit::Peer,
@@ -165,6 +182,18 @@ impl Conn {
             };
             let rx = &mut self.rx;
             let io = &self.io;
+            let pause = self.pause;
+            // While paused, the socket is not polled: the client's data
+            // waits in the kernel and TCP pushes back on it.
+            let readable = async {
+                match pause {
+                    Some(t) => {
+                        tokio::time::sleep_until(t).await;
+                        Ok(())
+                    }
+                    None => io.readable().await,
+                }
+            };
             let outbound = async {
                 match rx.as_mut() {
                     Some(rx) => rx.recv().await,
@@ -185,7 +214,7 @@ impl Conn {
                         return Exit::Error(r.error, r.text);
                     }
                 }
-                r = io.readable() => if r.is_err() { return Exit::Io },
+                r = readable => if r.is_err() { return Exit::Io },
                 m = outbound => match m {
                     Some(Outbound::Stanza(b)) => {
                         if let Err(e) = self.write_batch(b).await {
@@ -221,6 +250,7 @@ impl Conn {
 
     async fn on_timer(&mut self, bound: bool) -> Result<(), Exit> {
         if !bound {
+            Metrics::inc(&self.shared.metrics.auth_timeouts_total);
             return Err(Exit::Error(StreamError::ConnectionTimeout, Some("authentication timed out".into())));
         }
         if self.ping_sent.is_some() {
@@ -293,11 +323,24 @@ impl Conn {
 
     async fn process_events(&mut self) -> Option<Exit> {
         loop {
+            // The stanza shaper: leave further elements framed (or unread)
+            // until the bucket refills.
+            if let Some(t) = self.shaper.stanzas.ready_at(Instant::now()) {
+                self.pause_until(t);
+                return None;
+            }
             let ev = match self.framer.next_event() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => return None,
-                Err(e) => return Some(e.into()),
+                Err(e) => {
+                    Metrics::inc(&self.shared.metrics.xml_errors_total);
+                    tracing::debug!(conn = self.id, peer = %self.peer, error = %e, "bad XML");
+                    return Some(e.into());
+                }
             };
+            if matches!(ev, Event::Stanza(_)) {
+                self.shaper.stanzas.take(1, Instant::now());
+            }
             let r = match ev {
                 Event::StreamOpen(tag) => self.on_header(&tag).await,
                 Event::Stanza(bytes) => match self.state {
@@ -310,6 +353,16 @@ impl Conn {
             if let Err(exit) = r {
                 return Some(exit);
             }
+        }
+    }
+
+    /// Stop reading until `t` (the shaper ran dry).
+    fn pause_until(&mut self, t: Instant) {
+        if self.pause.map_or(true, |p| p < t) {
+            if self.pause.is_none() {
+                Metrics::inc(&self.shared.metrics.shaper_pauses_total);
+            }
+            self.pause = Some(t);
         }
     }
 
@@ -345,9 +398,17 @@ impl Conn {
             }
             Exit::Io => None,
         };
+        if let Exit::Error(StreamError::PolicyViolation, Some(t)) = &exit {
+            if t == crate::session::QUEUE_FULL {
+                Metrics::inc(&self.shared.metrics.slow_consumers_closed_total);
+                tracing::info!(conn = self.id, peer = %self.peer, "closing a session that does not read");
+            }
+        }
         self.unbind();
         if let Some(t) = text {
-            if self.write(t.as_bytes()).await.is_ok() {
+            // A peer that stopped reading gets a short chance at the error.
+            let sent = tokio::time::timeout(Duration::from_secs(5), self.io.send(t.as_bytes())).await;
+            if matches!(sent, Ok(Ok(()))) {
                 let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut self.io))
                     .await;
             }
