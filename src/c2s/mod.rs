@@ -332,11 +332,7 @@ impl Conn {
             let ev = match self.framer.next_event() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => return None,
-                Err(e) => {
-                    Metrics::inc(&self.shared.metrics.xml_errors_total);
-                    tracing::debug!(conn = self.id, peer = %self.peer, error = %e, "bad XML");
-                    return Some(e.into());
-                }
+                Err(e) => return Some(e.into()),
             };
             if matches!(ev, Event::Stanza(_)) {
                 self.shaper.stanzas.take(1, Instant::now());
@@ -367,10 +363,27 @@ impl Conn {
     }
 
     /// Write bytes, bounded in time.
+    /// A write blocked by a peer that stopped reading ends as soon as the
+    /// session is told to close (e.g. its queue overflowed), so the task
+    /// unregisters at once rather than after `WRITE_TIMEOUT`.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), Exit> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.io.send(data)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Exit::Io),
+        let session = self.session.clone();
+        let closing = async {
+            match &session {
+                Some(s) => s.closing.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            r = tokio::time::timeout(WRITE_TIMEOUT, self.io.send(data)) => match r {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(Exit::Io),
+            },
+            _ = closing => Err(match session.and_then(|s| s.close_reason()) {
+                Some(r) => Exit::Error(r.error, r.text),
+                None => Exit::Io,
+            }),
         }
     }
 
@@ -398,11 +411,19 @@ impl Conn {
             }
             Exit::Io => None,
         };
-        if let Exit::Error(StreamError::PolicyViolation, Some(t)) = &exit {
-            if t == crate::session::QUEUE_FULL {
+        match &exit {
+            Exit::Error(StreamError::PolicyViolation, Some(t)) if t == crate::session::QUEUE_FULL => {
                 Metrics::inc(&self.shared.metrics.slow_consumers_closed_total);
                 tracing::info!(conn = self.id, peer = %self.peer, "closing a session that does not read");
             }
+            // From the framer or a parser (`XmlError`'s texts).
+            Exit::Error(StreamError::NotWellFormed | StreamError::RestrictedXml, _) => {
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
+            }
+            Exit::Error(StreamError::PolicyViolation, Some(t)) if t.starts_with("policy violation: ") => {
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
+            }
+            _ => {}
         }
         self.unbind();
         if let Some(t) = text {

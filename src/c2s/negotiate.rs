@@ -234,10 +234,10 @@ impl Conn {
     fn check_ban(&self) -> Result<(), Exit> {
         let Some(left) = self.shared.guard.banned(self.peer.ip(), Instant::now()) else { return Ok(()) };
         Metrics::inc(&self.shared.metrics.banned_streams_total);
-        let mins = left.as_secs().div_ceil(60);
+        let secs = left.as_secs().max(1);
         Err(Exit::Error(
             StreamError::PolicyViolation,
-            Some(format!("too many authentication failures from your address; try again in {mins} minutes")),
+            Some(format!("too many authentication failures from your address; try again in {secs} seconds")),
         ))
     }
 
