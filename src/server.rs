@@ -6,19 +6,34 @@ use crate::modules::Modules;
 use crate::router::Router;
 use crate::stanza::StreamError;
 use crate::storage::Store;
+use arc_swap::ArcSwap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Sets a new log filter (tracing EnvFilter syntax).
+pub type LogFilterSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// State shared by every connection task.
 pub struct Shared {
-    /// The configuration.
-    pub config: Arc<Config>,
+    /// The configuration in force; swapped whole by [`crate::reload`].
+    config: ArcSwap<Config>,
+    /// The file it was read from (reload reads it again), if any.
+    pub config_file: OnceLock<PathBuf>,
+    /// Per-host certificates chosen by SNI, swapped on reload.
+    pub certs: Arc<crate::certs::CertResolver>,
+    /// Counters for `/metrics` and `ctl stats`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Changes the log filter (set by `main`, used by reload).
+    pub log_filter: OnceLock<LogFilterSetter>,
+    /// Cancelled once every listener and the admin socket accept.
+    pub ready: CancellationToken,
     /// The store.
     pub store: Arc<dyn Store>,
     /// The routing table.
@@ -31,8 +46,6 @@ pub struct Shared {
     pub tls: TlsAcceptor,
     /// Cancelled to shut down.
     pub shutdown: CancellationToken,
-    /// Counters for logs and metrics endpoints.
-    pub metrics: crate::metrics::Metrics,
     /// Connections per address, SASL failures and bans.
     pub guard: crate::abuse::Guard,
     /// Connection ids.
@@ -42,6 +55,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The configuration in force (cheap; hold it only briefly).
+    pub fn config(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.config.load()
+    }
+
+    /// Put a new configuration in force (see [`crate::reload`]).
+    pub fn set_config(&self, c: Config) {
+        self.config.store(Arc::new(c));
+    }
+
     /// A fresh connection id.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -82,7 +105,8 @@ pub struct Server {
 impl Server {
     /// Set up TLS and bind every listener (port 0 picks a free port).
     pub async fn bind(config: Config, store: Arc<dyn Store>) -> Result<Server, ServerError> {
-        let tls = crate::tls::server_config(&config)?;
+        let certs = Arc::new(crate::certs::CertResolver::new(&config)?);
+        let tls = crate::tls::server_config_with(certs.clone()).map_err(crate::tls::TlsError::Rustls)?;
         let mut listeners = Vec::new();
         for l in &config.listen {
             let sock =
@@ -91,13 +115,17 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             router: Router::new(&config.hosts),
-            config: Arc::new(config),
+            metrics: Arc::new(crate::metrics::Metrics::new(&config.hosts)),
+            config: ArcSwap::from_pointee(config),
+            config_file: OnceLock::new(),
+            certs,
+            log_filter: OnceLock::new(),
+            ready: CancellationToken::new(),
             store,
             modules: Modules::new(),
             blocklists: crate::modules::blocking::Blocklists::new(),
             tls: TlsAcceptor::from(tls),
             shutdown: CancellationToken::new(),
-            metrics: crate::metrics::Metrics::default(),
             guard: crate::abuse::Guard::default(),
             next_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
@@ -121,8 +149,13 @@ impl Server {
             if let Ok(a) = listener.local_addr() {
                 tracing::info!(kind = ?kind, address = %a, "listening");
             }
-            tracker.spawn(accept_loop(kind, listener, shared.clone(), tracker.clone()));
+            if kind == ListenKind::Http {
+                tracker.spawn(crate::http::accept_loop(listener, shared.clone(), tracker.clone()));
+            } else {
+                tracker.spawn(accept_loop(kind, listener, shared.clone(), tracker.clone()));
+            }
         }
+        shared.ready.cancel();
         shared.shutdown.cancelled().await;
         tracing::info!("shutting down");
         shared.router.close_all(StreamError::SystemShutdown);
@@ -133,7 +166,7 @@ impl Server {
         if let Err(e) = shared.store.flush() {
             tracing::error!(error = %e, "flushing the store");
         }
-        let _ = std::fs::remove_file(shared.config.admin_socket());
+        let _ = std::fs::remove_file(shared.config().admin_socket());
         Ok(())
     }
 }
@@ -167,10 +200,11 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
             }
         };
         let _ = tcp.set_nodelay(true);
-        crate::metrics::Metrics::inc(&shared.metrics.connections_accepted_total);
         let n = shared.connections.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
         let mut guard = ConnGuard(shared.clone(), None);
-        let limits = &shared.config.limits;
+        let config = shared.config();
+        let limits = &config.limits;
         let refused = if n >= limits.max_connections {
             Some("too many connections")
         } else if !shared.guard.connect(peer.ip(), limits.max_connections_per_ip) {
@@ -182,7 +216,7 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
         if let Some(why) = refused {
             // Rate-limited log: one line per refused connection would let a
             // flood fill the disk.
-            if shared.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+            if shared.metrics.hardening.connections_refused.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
                 tracing::warn!(%peer, reason = why, "connection limit reached");
             }
             tracker.spawn(crate::c2s::refuse(tcp, shared.clone(), guard, why));

@@ -3,6 +3,7 @@
 //! sending half of the session's bounded outbound queue.
 
 use crate::jid::Jid;
+use crate::metrics::Metrics;
 use crate::stanza::StreamError;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicI8, AtomicUsize, Ordering};
@@ -88,6 +89,8 @@ pub struct SessionHandle {
     close: Mutex<Option<CloseReason>>,
     /// Wakes the session's task to close.
     pub closing: Notify,
+    /// Where a stanza refused by the full queue is counted.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SessionHandle {
@@ -117,7 +120,14 @@ impl SessionHandle {
             last_presence: Mutex::new(None),
             close: Mutex::new(None),
             closing: Notify::new(),
+            metrics: None,
         }
+    }
+
+    /// Count stanzas refused by the full queue in `m` (`xmppd_queue_drops`).
+    pub fn with_metrics(mut self, m: Arc<Metrics>) -> SessionHandle {
+        self.metrics = Some(m);
+        self
     }
 
     /// Whether the session is available (sent initial presence, not unavailable).
@@ -186,15 +196,18 @@ impl SessionHandle {
     pub fn send(&self, bytes: Bytes) -> bool {
         let n = bytes.len();
         let before = self.queued.fetch_add(n, Ordering::Relaxed);
-        if before > 0 && before.saturating_add(n) > self.max_queued {
+        let ok = if before > 0 && before.saturating_add(n) > self.max_queued {
+            false
+        } else {
+            self.tx.try_send(Outbound::Stanza(bytes)).is_ok()
+        };
+        if !ok {
             self.queued.fetch_sub(n, Ordering::Relaxed);
-            return false;
+            if let Some(m) = &self.metrics {
+                m.queue_drops.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        if self.tx.try_send(Outbound::Stanza(bytes)).is_err() {
-            self.queued.fetch_sub(n, Ordering::Relaxed);
-            return false;
-        }
-        true
+        ok
     }
 
     /// Bytes waiting in the outbound queue.
@@ -219,5 +232,15 @@ mod tests {
         assert!(rx.try_recv().is_ok());
         assert_eq!(h.queued_bytes(), 0);
         assert!(h.send(Bytes::from(vec![b'x'; 50])), "one big stanza fits an empty queue");
+    }
+
+    #[test]
+    fn a_full_queue_counts_a_drop() {
+        let m = Arc::new(Metrics::new(&["localhost".into()]));
+        let (tx, _rx) = mpsc::channel(1);
+        let h = SessionHandle::new(1, Jid::parse("a@localhost/r").unwrap(), tx).with_metrics(m.clone());
+        assert!(h.send(Bytes::from_static(b"<message/>")));
+        assert!(!h.send(Bytes::from_static(b"<message/>")));
+        assert_eq!(m.queue_drops.load(Ordering::Relaxed), 1);
     }
 }

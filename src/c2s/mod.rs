@@ -95,11 +95,17 @@ pub(crate) struct Conn {
 
 /// Serve one accepted connection to its end.
 pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: Arc<Shared>, _guard: ConnGuard) {
-    let limits = &shared.config.limits;
-    let deadline = Instant::now() + Duration::from_secs(limits.auth_timeout_secs);
+    let (deadline, framer, shaper) = {
+        let limits = &shared.config().limits;
+        (
+            Instant::now() + Duration::from_secs(limits.auth_timeout_secs),
+            Framer::new(limits.max_stanza_size, limits.max_depth)
+                .with_attr_limits(limits.max_attributes, limits.max_attribute_size),
+            shaper::Shaper::from_limits(limits, Instant::now()),
+        )
+    };
     let mut conn = Conn {
-        framer: Framer::new(limits.max_stanza_size, limits.max_depth)
-            .with_attr_limits(limits.max_attributes, limits.max_attribute_size),
+        framer,
         id: shared.next_id(),
         io: Transport::Plain(tcp),
         peer,
@@ -116,7 +122,7 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         last_rx: Instant::now(),
         ping_sent: None,
         last_status: None,
-        shaper: shaper::Shaper::from_limits(limits, Instant::now()),
+        shaper,
         pause: None,
         shared,
     };
@@ -134,7 +140,7 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
 /// Refuse a connection over a limit with `<resource-constraint/>`
 /// (RFC 6120 §4.9.3.17) and `why` as text.
 pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard, why: &'static str) {
-    let host = shared.config.hosts[0].clone();
+    let host = shared.config().hosts[0].clone();
     let mut io = Transport::Plain(tcp);
     let text = format!(
         "{}{}</stream:stream>",
@@ -238,7 +244,8 @@ impl Conn {
         if !bound {
             return Some(deadline);
         }
-        let im = &self.shared.config.im;
+        let cfg = self.shared.config();
+        let im = &cfg.im;
         if im.ping_interval_secs == 0 {
             return None;
         }
@@ -250,7 +257,7 @@ impl Conn {
 
     async fn on_timer(&mut self, bound: bool) -> Result<(), Exit> {
         if !bound {
-            Metrics::inc(&self.shared.metrics.auth_timeouts_total);
+            Metrics::inc(&self.shared.metrics.hardening.auth_timeouts);
             return Err(Exit::Error(StreamError::ConnectionTimeout, Some("authentication timed out".into())));
         }
         if self.ping_sent.is_some() {
@@ -288,9 +295,11 @@ impl Conn {
             }
             if self.csi_inactive && !self.held.is_empty() {
                 for (_, p) in self.held.drain(..) {
+                    self.shared.metrics.stanza_out(crate::router::Kind::Presence);
                     buf.extend_from_slice(&p);
                 }
             }
+            self.shared.metrics.stanza_out_bytes(&b);
             buf.extend_from_slice(&b);
         }
         if buf.is_empty() {
@@ -316,6 +325,7 @@ impl Conn {
         }
         let mut buf = Vec::new();
         for (_, p) in self.held.drain(..) {
+            self.shared.metrics.stanza_out(crate::router::Kind::Presence);
             buf.extend_from_slice(&p);
         }
         self.write(&buf).await
@@ -356,7 +366,7 @@ impl Conn {
     fn pause_until(&mut self, t: Instant) {
         if self.pause.map_or(true, |p| p < t) {
             if self.pause.is_none() {
-                Metrics::inc(&self.shared.metrics.shaper_pauses_total);
+                Metrics::inc(&self.shared.metrics.hardening.shaper_pauses);
             }
             self.pause = Some(t);
         }
@@ -402,7 +412,7 @@ impl Conn {
                 if !self.header_sent {
                     // RFC 6120 §4.9.1.3: open a stream first, then the error.
                     let host =
-                        if self.host.is_empty() { self.shared.config.hosts[0].clone() } else { self.host.clone() };
+                        if self.host.is_empty() { self.shared.config().hosts[0].clone() } else { self.host.clone() };
                     s.push_str(&negotiate::header_xml(&host, None, self.id));
                 }
                 s.push_str(&e.to_xml(t.as_deref()));
@@ -413,15 +423,15 @@ impl Conn {
         };
         match &exit {
             Exit::Error(StreamError::PolicyViolation, Some(t)) if t == crate::session::QUEUE_FULL => {
-                Metrics::inc(&self.shared.metrics.slow_consumers_closed_total);
+                Metrics::inc(&self.shared.metrics.hardening.slow_consumers_closed);
                 tracing::info!(conn = self.id, peer = %self.peer, "closing a session that does not read");
             }
             // From the framer or a parser (`XmlError`'s texts).
             Exit::Error(StreamError::NotWellFormed | StreamError::RestrictedXml, _) => {
-                Metrics::inc(&self.shared.metrics.xml_errors_total);
+                Metrics::inc(&self.shared.metrics.hardening.xml_errors);
             }
             Exit::Error(StreamError::PolicyViolation, Some(t)) if t.starts_with("policy violation: ") => {
-                Metrics::inc(&self.shared.metrics.xml_errors_total);
+                Metrics::inc(&self.shared.metrics.hardening.xml_errors);
             }
             _ => {}
         }

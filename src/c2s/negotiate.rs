@@ -92,9 +92,9 @@ impl Conn {
         let to = get("to").and_then(|t| Jid::parse(t).ok()).filter(|j| j.node().is_none() && j.resource().is_none());
         let host = match (get("to"), &to) {
             // §4.7.2: `to` must be a domain this server serves.
-            (Some(_), Some(j)) if self.shared.config.serves(j.domain()) => j.domain().to_string(),
+            (Some(_), Some(j)) if self.shared.config().serves(j.domain()) => j.domain().to_string(),
             (Some(_), _) => return Err(Exit::Error(StreamError::HostUnknown, None)),
-            (None, _) => self.shared.config.hosts[0].clone(),
+            (None, _) => self.shared.config().hosts[0].clone(),
         };
         if !self.host.is_empty() && self.host != host {
             return Err(Exit::Error(StreamError::HostUnknown, Some("host changed on stream restart".into())));
@@ -127,7 +127,7 @@ impl Conn {
     /// RFC 6120 §4.3.2: the features for this stage of negotiation.
     fn features(&self) -> String {
         let mut f = String::from("<stream:features>");
-        let plaintext_ok = self.io.is_tls() || self.shared.config.auth.allow_plaintext;
+        let plaintext_ok = self.io.is_tls() || self.shared.config().auth.allow_plaintext;
         if self.user.is_some() {
             // §7.4 binding; RFC 3921 session kept as optional (RFC 6121 app. E).
             f.push_str(&format!("<bind xmlns='{}'/><session xmlns='{}'><optional/></session>", ns::BIND, ns::SESSION));
@@ -142,7 +142,7 @@ impl Conn {
             }
             if self.io.is_tls() {
                 // XEP-0077 §8: in-band registration, when enabled for this peer.
-                if let Some(reg) = crate::modules::register::stream_feature(&self.shared, self.peer.ip()) {
+                if let Some(reg) = crate::modules::register::stream_feature(&self.shared, self.peer.ip(), &self.host) {
                     f.push_str(&reg);
                 }
             }
@@ -233,7 +233,7 @@ impl Conn {
     /// mod_fail2ban.
     fn check_ban(&self) -> Result<(), Exit> {
         let Some(left) = self.shared.guard.banned(self.peer.ip(), Instant::now()) else { return Ok(()) };
-        Metrics::inc(&self.shared.metrics.banned_streams_total);
+        Metrics::inc(&self.shared.metrics.hardening.banned_streams);
         let secs = left.as_secs().max(1);
         Err(Exit::Error(
             StreamError::PolicyViolation,
@@ -245,7 +245,7 @@ impl Conn {
         self.check_ban()?;
         let mech = el.attr("mechanism").and_then(Mechanism::from_name);
         let secure = self.io.is_tls();
-        if !secure && !self.shared.config.auth.allow_plaintext {
+        if !secure && !self.shared.config().auth.allow_plaintext {
             // §6.5.4 encryption-required: TLS must come first (§5.3.1).
             return self.sasl_failure(Failure::EncryptionRequired).await;
         }
@@ -297,7 +297,7 @@ impl Conn {
                 let body = additional.map(|a| B64.encode(a)).unwrap_or_default();
                 self.write(format!("<success xmlns='{}'>{body}</success>", ns::SASL).as_bytes()).await?;
                 tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
-                Metrics::inc(&self.shared.metrics.auth_successes_total);
+                Metrics::inc(&self.shared.metrics.auth_successes);
                 self.shared.guard.success(&format!("{username}@{}", self.host));
                 self.user = Some(username);
                 // §6.4.6: the stream restarts.
@@ -322,8 +322,9 @@ impl Conn {
         let mut banned = false;
         if f != Failure::Aborted {
             self.auth_failures += 1;
-            Metrics::inc(&self.shared.metrics.auth_failures_total);
-            let auth = &self.shared.config.auth;
+            Metrics::inc(&self.shared.metrics.auth_failures);
+            let config = self.shared.config();
+            let auth = &config.auth;
             let o = self.shared.guard.failure(auth, self.peer.ip(), account.as_deref(), Instant::now());
             tracing::info!(
                 conn = self.id,
@@ -335,7 +336,7 @@ impl Conn {
             );
             if o.banned {
                 banned = true;
-                Metrics::inc(&self.shared.metrics.bans_total);
+                Metrics::inc(&self.shared.metrics.hardening.bans);
                 tracing::warn!(peer = %self.peer, ban_secs = auth.ban_secs, "address banned after repeated authentication failures");
             }
             if !o.delay.is_zero() {
@@ -346,7 +347,7 @@ impl Conn {
         if banned {
             self.check_ban()?;
         }
-        if self.auth_failures >= self.shared.config.limits.max_auth_failures {
+        if self.auth_failures >= self.shared.config().limits.max_auth_failures {
             return Err(Exit::Error(StreamError::PolicyViolation, Some("too many authentication failures".into())));
         }
         Ok(())
@@ -407,12 +408,13 @@ impl Conn {
                 return self.write(&reply).await;
             }
         };
-        let limits = &self.shared.config.limits;
+        let config = self.shared.config();
+        let limits = &config.limits;
         // Max sessions per account: ejabberd's max_user_sessions closes the
         // oldest; `refuse` answers RFC 6120 §7.6.2.1 <resource-constraint/>.
         let mut others: Vec<_> = self.shared.router.sessions_of(&jid).into_iter().filter(|s| s.jid != jid).collect();
         if others.len() >= limits.max_sessions_per_account {
-            Metrics::inc(&self.shared.metrics.session_limit_hits_total);
+            Metrics::inc(&self.shared.metrics.hardening.session_limit_hits);
             if limits.session_limit == SessionLimit::Refuse {
                 let head = StanzaHead {
                     name: "iq".into(),
@@ -431,7 +433,8 @@ impl Conn {
         }
         let (handle, rx) =
             SessionHandle::with_queue(self.id, jid.clone(), limits.outbound_queue, limits.outbound_queue_bytes);
-        let handle = Arc::new(handle);
+        let handle = Arc::new(handle.with_metrics(self.shared.metrics.clone()));
+        self.shared.metrics.session_delta(&self.host, 1);
         if let Some(old) = self.shared.router.bind(handle.clone()) {
             old.request_close(StreamError::Conflict, Some("replaced by a new connection".into()));
         }
