@@ -31,23 +31,38 @@ pub struct Metrics {
     /// Process start, for uptime.
     started: Instant,
     /// Client connections accepted (including refused ones).
-    pub connections_accepted: AtomicU64,
+    pub connections_accepted_total: AtomicU64,
     /// Stanzas received from bound clients, by kind.
     stanzas_in: [AtomicU64; 3],
     /// Stanzas written to bound clients, by kind.
     stanzas_out: [AtomicU64; 3],
     /// SASL authentication failures (not counting aborts).
-    pub auth_failures: AtomicU64,
+    pub auth_failures_total: AtomicU64,
     /// Successful SASL authentications.
-    pub auth_successes: AtomicU64,
+    pub auth_successes_total: AtomicU64,
     /// Stanzas not queued because a session's outbound queue was full.
-    pub queue_drops: AtomicU64,
+    pub queue_drops_total: AtomicU64,
     /// Configuration reloads applied.
-    pub reloads: AtomicU64,
+    pub config_reloads_total: AtomicU64,
     /// Configuration reloads refused (the old configuration stays).
-    pub reload_failures: AtomicU64,
-    /// Hardening (issue 5), see [`HARDENING`] for names and help.
-    pub hardening: Hardening,
+    pub config_reload_failures_total: AtomicU64,
+    /// Connections refused by `max_connections` or `max_connections_per_ip`.
+    pub connections_refused_total: AtomicU64,
+    /// Source addresses banned for too many SASL failures.
+    pub bans_total: AtomicU64,
+    /// Streams closed because their source address was banned.
+    pub banned_streams_total: AtomicU64,
+    /// Streams closed for bad XML (not-well-formed, restricted-xml, or a
+    /// size, depth or attribute limit).
+    pub xml_errors_total: AtomicU64,
+    /// Sessions closed because their outbound queue was full (not reading).
+    pub slow_consumers_closed_total: AtomicU64,
+    /// Times a connection's reading was paused by the byte or stanza shaper.
+    pub shaper_pauses_total: AtomicU64,
+    /// Streams closed for missing the authentication deadline.
+    pub auth_timeouts_total: AtomicU64,
+    /// Binds beyond `max_sessions_per_account` (oldest replaced or refused).
+    pub session_limit_hits_total: AtomicU64,
     /// Bound sessions per served host, in `hosts` order.
     sessions: Box<[(String, AtomicI64)]>,
 }
@@ -57,15 +72,22 @@ impl Metrics {
     pub fn new(hosts: &[String]) -> Metrics {
         Metrics {
             started: Instant::now(),
-            connections_accepted: AtomicU64::new(0),
+            connections_accepted_total: AtomicU64::new(0),
             stanzas_in: Default::default(),
             stanzas_out: Default::default(),
-            auth_failures: AtomicU64::new(0),
-            auth_successes: AtomicU64::new(0),
-            queue_drops: AtomicU64::new(0),
-            reloads: AtomicU64::new(0),
-            reload_failures: AtomicU64::new(0),
-            hardening: Hardening::default(),
+            auth_failures_total: AtomicU64::new(0),
+            auth_successes_total: AtomicU64::new(0),
+            queue_drops_total: AtomicU64::new(0),
+            config_reloads_total: AtomicU64::new(0),
+            config_reload_failures_total: AtomicU64::new(0),
+            connections_refused_total: AtomicU64::new(0),
+            bans_total: AtomicU64::new(0),
+            banned_streams_total: AtomicU64::new(0),
+            xml_errors_total: AtomicU64::new(0),
+            slow_consumers_closed_total: AtomicU64::new(0),
+            shaper_pauses_total: AtomicU64::new(0),
+            auth_timeouts_total: AtomicU64::new(0),
+            session_limit_hits_total: AtomicU64::new(0),
             sessions: hosts.iter().map(|h| (h.to_ascii_lowercase(), AtomicI64::new(0))).collect(),
         }
     }
@@ -73,6 +95,35 @@ impl Metrics {
     /// Add one to a counter.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
+    }
+
+    /// Every plain counter: (metric name without `_total`, help, value).
+    /// A new counter is a field above plus one line here.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 14] {
+        [
+            ("xmppd_connections_accepted", "Client connections accepted", &self.connections_accepted_total),
+            ("xmppd_auth_failures", "SASL authentication failures", &self.auth_failures_total),
+            ("xmppd_auth_successes", "Successful SASL authentications", &self.auth_successes_total),
+            ("xmppd_queue_drops", "Stanzas dropped on a full session queue", &self.queue_drops_total),
+            ("xmppd_config_reloads", "Configuration reloads applied", &self.config_reloads_total),
+            ("xmppd_config_reload_failures", "Configuration reloads refused", &self.config_reload_failures_total),
+            ("xmppd_connections_refused", "Connections refused by a connection limit", &self.connections_refused_total),
+            ("xmppd_auth_bans", "Source addresses banned for repeated SASL failures", &self.bans_total),
+            ("xmppd_banned_streams", "Streams closed because the source address is banned", &self.banned_streams_total),
+            ("xmppd_xml_errors", "Streams closed for malformed, restricted or oversized XML", &self.xml_errors_total),
+            (
+                "xmppd_slow_consumers_closed",
+                "Sessions closed because they stopped reading",
+                &self.slow_consumers_closed_total,
+            ),
+            (
+                "xmppd_shaper_pauses",
+                "Times reading from a connection was paused by a shaper",
+                &self.shaper_pauses_total,
+            ),
+            ("xmppd_auth_timeouts", "Streams closed for not authenticating in time", &self.auth_timeouts_total),
+            ("xmppd_session_limit_hits", "Binds beyond max_sessions_per_account", &self.session_limit_hits_total),
+        ]
     }
 
     /// Time since start.
@@ -115,57 +166,6 @@ impl Metrics {
     /// Bound sessions on `host`.
     pub fn sessions_on(&self, host: &str) -> i64 {
         self.sessions.iter().find(|(h, _)| h.eq_ignore_ascii_case(host)).map_or(0, |(_, n)| n.load(Relaxed))
-    }
-}
-
-/// Counters of the limits and abuse controls (issue 5).
-#[derive(Debug, Default)]
-pub struct Hardening {
-    /// Connections refused by `max_connections` or `max_connections_per_ip`.
-    pub connections_refused: AtomicU64,
-    /// Source addresses banned for too many SASL failures.
-    pub bans: AtomicU64,
-    /// Streams closed because their source address was banned.
-    pub banned_streams: AtomicU64,
-    /// Streams closed for bad XML (not-well-formed, restricted-xml, or a
-    /// size, depth or attribute limit).
-    pub xml_errors: AtomicU64,
-    /// Sessions closed because their outbound queue was full (not reading).
-    pub slow_consumers_closed: AtomicU64,
-    /// Times a connection's reading was paused by the byte or stanza shaper.
-    pub shaper_pauses: AtomicU64,
-    /// Streams closed for missing the authentication deadline.
-    pub auth_timeouts: AtomicU64,
-    /// Binds beyond `max_sessions_per_account` (oldest replaced or refused).
-    pub session_limit_hits: AtomicU64,
-}
-
-/// Exposition names (without `_total`) and help of [`Hardening`]'s counters.
-pub const HARDENING: [(&str, &str); 8] = [
-    ("xmppd_connections_refused", "Connections refused by a connection limit"),
-    ("xmppd_auth_bans", "Source addresses banned for repeated SASL failures"),
-    ("xmppd_banned_streams", "Streams closed because the source address is banned"),
-    ("xmppd_xml_errors", "Streams closed for malformed, restricted or oversized XML"),
-    ("xmppd_slow_consumers_closed", "Sessions closed because they stopped reading"),
-    ("xmppd_shaper_pauses", "Times reading from a connection was paused by a shaper"),
-    ("xmppd_auth_timeouts", "Streams closed for not authenticating in time"),
-    ("xmppd_session_limit_hits", "Binds beyond max_sessions_per_account"),
-];
-
-impl Hardening {
-    /// The values, in [`HARDENING`] order.
-    pub fn values(&self) -> [u64; 8] {
-        [
-            &self.connections_refused,
-            &self.bans,
-            &self.banned_streams,
-            &self.xml_errors,
-            &self.slow_consumers_closed,
-            &self.shaper_pauses,
-            &self.auth_timeouts,
-            &self.session_limit_hits,
-        ]
-        .map(|c| c.load(Relaxed))
     }
 }
 
@@ -229,28 +229,16 @@ pub struct Snapshot {
     pub uptime: f64,
     /// Open client connections.
     pub connections: i64,
-    /// See [`Metrics::connections_accepted`].
-    pub connections_accepted: u64,
+    /// Every plain counter (see [`Metrics::counters`]).
+    pub counters: Vec<(&'static str, &'static str, u64)>,
     /// (host, bound sessions, registered accounts).
     pub hosts: Vec<(String, i64, Option<u64>)>,
     /// In and out by kind.
     pub stanzas_in: [u64; 3],
     /// Out by kind.
     pub stanzas_out: [u64; 3],
-    /// Counters: auth failures, successes, queue drops, reloads, reload failures.
-    pub auth_failures: u64,
-    /// See [`Metrics::auth_successes`].
-    pub auth_successes: u64,
-    /// See [`Metrics::queue_drops`].
-    pub queue_drops: u64,
-    /// See [`Metrics::reloads`].
-    pub reloads: u64,
-    /// See [`Metrics::reload_failures`].
-    pub reload_failures: u64,
     /// Store latency per op.
     pub store: Vec<StoreSnapshot>,
-    /// [`Hardening`] counters, in [`HARDENING`] order.
-    pub hardening: [u64; 8],
 }
 
 impl Snapshot {
@@ -265,17 +253,11 @@ impl Snapshot {
         let mut s = Snapshot {
             uptime: m.uptime().as_secs_f64(),
             connections: connections as i64,
-            connections_accepted: m.connections_accepted.load(Relaxed),
+            counters: m.counters().iter().map(|(n, h, v)| (*n, *h, v.load(Relaxed))).collect(),
             hosts: m.sessions.iter().map(|(h, n)| (h.clone(), n.load(Relaxed), registered(h))).collect(),
             stanzas_in: load(&m.stanzas_in),
             stanzas_out: load(&m.stanzas_out),
-            auth_failures: m.auth_failures.load(Relaxed),
-            auth_successes: m.auth_successes.load(Relaxed),
-            queue_drops: m.queue_drops.load(Relaxed),
-            reloads: m.reloads.load(Relaxed),
-            reload_failures: m.reload_failures.load(Relaxed),
             store: Vec::new(),
-            hardening: m.hardening.values(),
         };
         if let Some(l) = store {
             for (op, h) in [("read", &l.read), ("write", &l.write)] {
@@ -316,7 +298,6 @@ impl Collector for Snapshot {
     fn encode(&self, mut e: DescriptorEncoder) -> Res {
         gauge(&mut e, "xmppd_uptime_seconds", "Seconds since the server started", self.uptime as i64)?;
         gauge(&mut e, "xmppd_connections", "Open client connections", self.connections)?;
-        counter(&mut e, "xmppd_connections_accepted", "Client connections accepted", self.connections_accepted)?;
         let mut m = e.encode_descriptor("xmppd_sessions", "Bound client sessions by host", None, MetricType::Gauge)?;
         for (h, n, _) in &self.hosts {
             ConstGauge::new(*n).encode(m.encode_family(&[("host", h.as_str())])?)?;
@@ -337,13 +318,8 @@ impl Collector for Snapshot {
                 ConstCounter::new(*n).encode(m.encode_family(&[("kind", *k)])?)?;
             }
         }
-        counter(&mut e, "xmppd_auth_failures", "SASL authentication failures", self.auth_failures)?;
-        counter(&mut e, "xmppd_auth_successes", "Successful SASL authentications", self.auth_successes)?;
-        counter(&mut e, "xmppd_queue_drops", "Stanzas dropped on a full session queue", self.queue_drops)?;
-        counter(&mut e, "xmppd_config_reloads", "Configuration reloads applied", self.reloads)?;
-        counter(&mut e, "xmppd_config_reload_failures", "Configuration reloads refused", self.reload_failures)?;
-        for ((name, help), v) in HARDENING.iter().zip(self.hardening) {
-            counter(&mut e, name, help, v)?;
+        for (name, help, v) in &self.counters {
+            counter(&mut e, name, help, *v)?;
         }
         if !self.store.is_empty() {
             let mut m = e.encode_descriptor(
@@ -372,8 +348,8 @@ mod tests {
         m.stanza_out_bytes(b"<presence from='x'/>");
         m.stanza_out_bytes(b"<r xmlns='urn:xmpp:sm:3'/>");
         m.session_delta("A.example", 1);
-        m.auth_failures.fetch_add(2, Relaxed);
-        Metrics::inc(&m.hardening.bans);
+        Metrics::inc(&m.auth_failures_total);
+        Metrics::inc(&m.auth_failures_total);
         let l = StoreLatency::default();
         l.read.observe(Duration::from_micros(70));
         l.read.observe(Duration::from_secs(3));
@@ -387,8 +363,6 @@ mod tests {
             "xmppd_stanzas_sent_total{kind=\"presence\"} 1",
             "xmppd_stanzas_sent_total{kind=\"iq\"} 0",
             "xmppd_auth_failures_total 2",
-            "xmppd_auth_bans_total 1",
-            "xmppd_xml_errors_total 0",
             "xmppd_connections 5",
             "xmppd_store_operation_duration_seconds_bucket{le=\"0.0001\",op=\"read\"} 1",
             "xmppd_store_operation_duration_seconds_bucket{le=\"+Inf\",op=\"read\"} 2",

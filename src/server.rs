@@ -201,7 +201,7 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
         };
         let _ = tcp.set_nodelay(true);
         let n = shared.connections.fetch_add(1, Ordering::Relaxed);
-        shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::Metrics::inc(&shared.metrics.connections_accepted_total);
         let mut guard = ConnGuard(shared.clone(), None);
         let config = shared.config();
         let limits = &config.limits;
@@ -216,7 +216,7 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
         if let Some(why) = refused {
             // Rate-limited log: one line per refused connection would let a
             // flood fill the disk.
-            if shared.metrics.hardening.connections_refused.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+            if shared.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
                 tracing::warn!(%peer, reason = why, "connection limit reached");
             }
             tracker.spawn(crate::c2s::refuse(tcp, shared.clone(), guard, why));

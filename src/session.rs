@@ -204,7 +204,7 @@ impl SessionHandle {
         if !ok {
             self.queued.fetch_sub(n, Ordering::Relaxed);
             if let Some(m) = &self.metrics {
-                m.queue_drops.fetch_add(1, Ordering::Relaxed);
+                Metrics::inc(&m.queue_drops_total);
             }
         }
         ok
@@ -241,6 +241,6 @@ mod tests {
         let h = SessionHandle::new(1, Jid::parse("a@localhost/r").unwrap(), tx).with_metrics(m.clone());
         assert!(h.send(Bytes::from_static(b"<message/>")));
         assert!(!h.send(Bytes::from_static(b"<message/>")));
-        assert_eq!(m.queue_drops.load(Ordering::Relaxed), 1);
+        assert_eq!(m.queue_drops_total.load(Ordering::Relaxed), 1);
     }
 }

@@ -32,7 +32,7 @@ async fn per_address_connection_limit() {
     let got = over.expect_closed().await;
     assert!(got.contains("<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{got}");
     assert!(got.contains("too many connections from your address"), "{got}");
-    assert_eq!(srv.shared.metrics.hardening.connections_refused.load(Ordering::Relaxed), 1);
+    assert_eq!(srv.shared.metrics.connections_refused_total.load(Ordering::Relaxed), 1);
     fresh_pair_chats(&srv, "c").await; // from 127.0.0.1
     drop(held);
     srv.stop().await;
@@ -61,7 +61,7 @@ async fn trickling_client_is_cut_at_the_deadline() {
     let got = String::from_utf8_lossy(&got);
     assert!(got.contains("<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{got}");
     assert!(start.elapsed() < Duration::from_secs(10), "cut at the deadline: {:?}", start.elapsed());
-    assert_eq!(srv.shared.metrics.hardening.auth_timeouts.load(Ordering::Relaxed), 1);
+    assert_eq!(srv.shared.metrics.auth_timeouts_total.load(Ordering::Relaxed), 1);
     fresh_pair_chats(&srv, "t").await;
     srv.stop().await;
 }
@@ -93,7 +93,7 @@ async fn sessions_per_account() {
     assert!(got.contains("type='error'") && got.contains("<resource-constraint "), "{got}");
     // Taking over one of its own resources is still allowed (§7.7.2.2).
     c.bind(Some("r2")).await;
-    assert_eq!(srv.shared.metrics.hardening.session_limit_hits.load(Ordering::Relaxed), 1);
+    assert_eq!(srv.shared.metrics.session_limit_hits_total.load(Ordering::Relaxed), 1);
     fresh_pair_chats(&srv, "s").await;
     srv.stop().await;
 }
@@ -204,9 +204,9 @@ async fn failures_are_delayed_then_the_address_is_banned() {
     let got = again.expect_closed().await;
     assert!(got.contains("<policy-violation ") && got.contains("too many authentication failures"), "{got}");
     let m = &srv.shared.metrics;
-    assert_eq!(m.hardening.bans.load(Ordering::Relaxed), 1);
-    assert_eq!(m.auth_failures.load(Ordering::Relaxed), 5);
-    assert!(m.hardening.banned_streams.load(Ordering::Relaxed) >= 2);
+    assert_eq!(m.bans_total.load(Ordering::Relaxed), 1);
+    assert_eq!(m.auth_failures_total.load(Ordering::Relaxed), 5);
+    assert!(m.banned_streams_total.load(Ordering::Relaxed) >= 2);
     // 127.0.0.3 is not banned, and bob's right password works there.
     y.scram("SCRAM-SHA-256", "bob", "pb").await.unwrap();
     fresh_pair_chats(&srv, "b").await;
@@ -241,7 +241,7 @@ async fn shapers_slow_down_without_disconnecting() {
     }
     a.expect("id='pg39'").await;
     assert!(t.elapsed() >= Duration::from_millis(1500), "{:?}", t.elapsed());
-    assert!(srv.shared.metrics.hardening.shaper_pauses.load(Ordering::Relaxed) >= 2);
+    assert!(srv.shared.metrics.shaper_pauses_total.load(Ordering::Relaxed) >= 2);
     println!("shaped: 20 KiB in {bytes_time:?}, 40 stanzas in {:?}", t.elapsed());
     fresh_pair_chats(&srv, "h").await;
     srv.stop().await;

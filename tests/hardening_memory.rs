@@ -77,7 +77,7 @@ async fn slow_consumer_is_cut_and_memory_stays_bounded() {
     let before = rss_kib();
     let (peak, sampler) = rss_sampler();
     let body = "q".repeat(16 * 1024);
-    let m = &srv.shared.metrics.hardening.slow_consumers_closed;
+    let m = &srv.shared.metrics.slow_consumers_closed_total;
     let mut sent = 0;
     while m.load(Ordering::Relaxed) == 0 {
         assert!(sent < 4000, "bob was never cut off after {sent} messages");

@@ -54,7 +54,7 @@ async fn xml_attacks_get_their_stream_errors() {
         assert!(got.contains(&format!("<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")), "{name}: {got}");
         assert!(got.ends_with("</stream:stream>"), "{name}: {got}");
     }
-    assert!(srv.shared.metrics.hardening.xml_errors.load(Ordering::Relaxed) >= n);
+    assert!(srv.shared.metrics.xml_errors_total.load(Ordering::Relaxed) >= n);
     fresh_pair_chats(&srv, "x").await;
     srv.stop().await;
 }

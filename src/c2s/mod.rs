@@ -257,7 +257,7 @@ impl Conn {
 
     async fn on_timer(&mut self, bound: bool) -> Result<(), Exit> {
         if !bound {
-            Metrics::inc(&self.shared.metrics.hardening.auth_timeouts);
+            Metrics::inc(&self.shared.metrics.auth_timeouts_total);
             return Err(Exit::Error(StreamError::ConnectionTimeout, Some("authentication timed out".into())));
         }
         if self.ping_sent.is_some() {
@@ -366,7 +366,7 @@ impl Conn {
     fn pause_until(&mut self, t: Instant) {
         if self.pause.map_or(true, |p| p < t) {
             if self.pause.is_none() {
-                Metrics::inc(&self.shared.metrics.hardening.shaper_pauses);
+                Metrics::inc(&self.shared.metrics.shaper_pauses_total);
             }
             self.pause = Some(t);
         }
@@ -423,15 +423,15 @@ impl Conn {
         };
         match &exit {
             Exit::Error(StreamError::PolicyViolation, Some(t)) if t == crate::session::QUEUE_FULL => {
-                Metrics::inc(&self.shared.metrics.hardening.slow_consumers_closed);
+                Metrics::inc(&self.shared.metrics.slow_consumers_closed_total);
                 tracing::info!(conn = self.id, peer = %self.peer, "closing a session that does not read");
             }
             // From the framer or a parser (`XmlError`'s texts).
             Exit::Error(StreamError::NotWellFormed | StreamError::RestrictedXml, _) => {
-                Metrics::inc(&self.shared.metrics.hardening.xml_errors);
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
             }
             Exit::Error(StreamError::PolicyViolation, Some(t)) if t.starts_with("policy violation: ") => {
-                Metrics::inc(&self.shared.metrics.hardening.xml_errors);
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
             }
             _ => {}
         }

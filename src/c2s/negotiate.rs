@@ -233,7 +233,7 @@ impl Conn {
     /// mod_fail2ban.
     fn check_ban(&self) -> Result<(), Exit> {
         let Some(left) = self.shared.guard.banned(self.peer.ip(), Instant::now()) else { return Ok(()) };
-        Metrics::inc(&self.shared.metrics.hardening.banned_streams);
+        Metrics::inc(&self.shared.metrics.banned_streams_total);
         let secs = left.as_secs().max(1);
         Err(Exit::Error(
             StreamError::PolicyViolation,
@@ -297,7 +297,7 @@ impl Conn {
                 let body = additional.map(|a| B64.encode(a)).unwrap_or_default();
                 self.write(format!("<success xmlns='{}'>{body}</success>", ns::SASL).as_bytes()).await?;
                 tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
-                Metrics::inc(&self.shared.metrics.auth_successes);
+                Metrics::inc(&self.shared.metrics.auth_successes_total);
                 self.shared.guard.success(&format!("{username}@{}", self.host));
                 self.user = Some(username);
                 // §6.4.6: the stream restarts.
@@ -322,7 +322,7 @@ impl Conn {
         let mut banned = false;
         if f != Failure::Aborted {
             self.auth_failures += 1;
-            Metrics::inc(&self.shared.metrics.auth_failures);
+            Metrics::inc(&self.shared.metrics.auth_failures_total);
             let config = self.shared.config();
             let auth = &config.auth;
             let o = self.shared.guard.failure(auth, self.peer.ip(), account.as_deref(), Instant::now());
@@ -336,7 +336,7 @@ impl Conn {
             );
             if o.banned {
                 banned = true;
-                Metrics::inc(&self.shared.metrics.hardening.bans);
+                Metrics::inc(&self.shared.metrics.bans_total);
                 tracing::warn!(peer = %self.peer, ban_secs = auth.ban_secs, "address banned after repeated authentication failures");
             }
             if !o.delay.is_zero() {
@@ -414,7 +414,7 @@ impl Conn {
         // oldest; `refuse` answers RFC 6120 §7.6.2.1 <resource-constraint/>.
         let mut others: Vec<_> = self.shared.router.sessions_of(&jid).into_iter().filter(|s| s.jid != jid).collect();
         if others.len() >= limits.max_sessions_per_account {
-            Metrics::inc(&self.shared.metrics.hardening.session_limit_hits);
+            Metrics::inc(&self.shared.metrics.session_limit_hits_total);
             if limits.session_limit == SessionLimit::Refuse {
                 let head = StanzaHead {
                     name: "iq".into(),
