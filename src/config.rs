@@ -34,6 +34,10 @@ address = "0.0.0.0:5222"
 pub struct Config {
     /// Served domains (RFC 6120 §4.7.2 `to` must name one).
     pub hosts: Vec<String>,
+    /// Bare JIDs allowed to run the XEP-0133 admin commands (check with
+    /// [`Config::is_admin`]).
+    #[serde(default)]
+    pub admins: Vec<String>,
     /// Embedded store, generated certificates, admin socket.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -259,6 +263,12 @@ impl Config {
                 return Err(format!("key `hosts`: `{h}` is not a valid domain name"));
             }
         }
+        for a in &self.admins {
+            match crate::jid::Jid::parse(a) {
+                Ok(j) if j.node().is_some() && j.resource().is_none() => {}
+                _ => return Err(format!("key `admins`: `{a}` is not a bare JID like admin@example.org")),
+            }
+        }
         if self.listen.is_empty() {
             return Err("key `listen`: at least one [[listen]] table is required".into());
         }
@@ -289,6 +299,13 @@ impl Config {
     /// Whether `domain` (already normalised) is served here.
     pub fn serves(&self, domain: &str) -> bool {
         self.hosts.iter().any(|h| h.eq_ignore_ascii_case(domain))
+    }
+
+    /// Whether `jid` (any resource) is a service administrator (XEP-0133):
+    /// its bare JID is listed in `admins`. The one place this is decided.
+    pub fn is_admin(&self, jid: &crate::jid::Jid) -> bool {
+        let bare = jid.to_bare();
+        self.admins.iter().any(|a| crate::jid::Jid::parse(a).is_ok_and(|j| j == bare))
     }
 
     /// The admin socket path.
