@@ -98,6 +98,24 @@ pub const COMMANDS: &[Spec] = &[
         desc: "List the users registered in HOST, sorted",
         kind: Kind::Account,
     },
+    Spec {
+        name: "reload_config",
+        args: &[],
+        desc: "Reload the configuration file and certificates; sessions stay (changes needing a restart are listed)",
+        kind: Kind::Live,
+    },
+    Spec {
+        name: "stats",
+        args: &["NAME"],
+        desc: "Statistic: registeredusers, onlineusers, onlineusersnode or uptimeseconds",
+        kind: Kind::Live,
+    },
+    Spec {
+        name: "stats_host",
+        args: &["NAME", "HOST"],
+        desc: "Statistic of one host: registeredusers or onlineusers",
+        kind: Kind::Live,
+    },
     Spec { name: "status", args: &[], desc: "Get the status of the xmppd daemon", kind: Kind::Live },
     Spec { name: "stop", args: &[], desc: "Stop the xmppd daemon gracefully", kind: Kind::Live },
     Spec {
@@ -193,6 +211,20 @@ pub enum Command {
         /// Stream error text (empty: "Kicked by administrator").
         reason: String,
     },
+    /// `reload_config`.
+    ReloadConfig,
+    /// `stats NAME`.
+    Stats {
+        /// registeredusers, onlineusers, onlineusersnode, uptimeseconds.
+        name: String,
+    },
+    /// `stats_host NAME HOST`.
+    StatsHost {
+        /// registeredusers or onlineusers.
+        name: String,
+        /// Domain as given.
+        host: String,
+    },
     /// `status`.
     Status,
     /// `stop`.
@@ -220,6 +252,9 @@ impl Command {
             Command::ConnectedUsers => "connected_users",
             Command::ConnectedUsersNumber => "connected_users_number",
             Command::KickSession { .. } => "kick_session",
+            Command::ReloadConfig => "reload_config",
+            Command::Stats { .. } => "stats",
+            Command::StatsHost { .. } => "stats_host",
             Command::Status => "status",
             Command::Stop => "stop",
             Command::Help { .. } => "help",
@@ -261,6 +296,9 @@ pub fn parse(args: &[String]) -> Result<Command, Outcome> {
         "connected_users" => Command::ConnectedUsers,
         "connected_users_number" => Command::ConnectedUsersNumber,
         "kick_session" => Command::KickSession { user: a(0), host: a(1), resource: a(2), reason: a(3) },
+        "reload_config" => Command::ReloadConfig,
+        "stats" => Command::Stats { name: a(0) },
+        "stats_host" => Command::StatsHost { name: a(0), host: a(1) },
         "status" => Command::Status,
         "stop" => Command::Stop,
         other => unreachable!("command {other} has no parser"),

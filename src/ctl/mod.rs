@@ -22,6 +22,7 @@ pub mod commands;
 pub mod migrate;
 pub mod protocol;
 pub mod server;
+pub mod stats;
 
 use std::io::Write;
 use std::path::Path;

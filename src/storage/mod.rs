@@ -197,4 +197,9 @@ pub trait UserDataStore: Send + Sync {
 pub trait Store: AccountStore + RosterStore + OfflineStore + UserDataStore {
     /// Flush anything buffered to disk (called at shutdown).
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Operation latency, for `/metrics`, where the backend measures it.
+    fn latency(&self) -> Option<&crate::metrics::StoreLatency> {
+        None
+    }
 }

@@ -21,6 +21,8 @@ pub struct TestServer {
     pub shared: Arc<Shared>,
     pub c2s: SocketAddr,
     pub direct_tls: SocketAddr,
+    /// The `kind = "http"` listener, when configured.
+    pub http: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -53,16 +55,34 @@ pub async fn start_server_with(extra: &str) -> TestServer {
         data.display()
     );
     let config = Config::parse(&toml, "test").unwrap();
+    run_config(config, dir).await
+}
+
+/// Write `toml` to `dir/xmppd.toml`, load it as `xmppd serve --config`
+/// does (reload reads it again) and run it. The TOML must name the
+/// listeners (port 0) and a data_dir inside `dir`.
+pub async fn start_server_file(dir: tempfile::TempDir, toml: &str) -> TestServer {
+    let file = dir.path().join("xmppd.toml");
+    std::fs::write(&file, toml).unwrap();
+    let (config, _) = Config::load(Some(&file)).unwrap();
+    let srv = run_config(config, dir).await;
+    srv.shared.config_file.set(file).unwrap();
+    srv
+}
+
+async fn run_config(config: Config, dir: tempfile::TempDir) -> TestServer {
     let store = SqliteStore::open(&config.data_dir).unwrap();
     let server = Server::bind(config, Arc::new(store)).await.unwrap();
     let addrs = server.local_addrs();
-    let c2s = addrs.iter().find(|(k, _)| *k == ListenKind::C2s).unwrap().1;
-    let direct_tls = addrs.iter().find(|(k, _)| *k == ListenKind::C2sDirectTls).unwrap().1;
+    let find = |kind| addrs.iter().find(|(k, _)| *k == kind).map(|a| a.1);
+    let c2s = find(ListenKind::C2s).unwrap();
+    let direct_tls = find(ListenKind::C2sDirectTls).unwrap();
+    let http = find(ListenKind::Http);
     let shared = server.shared.clone();
     let task = tokio::spawn(async move {
         server.run().await.unwrap();
     });
-    TestServer { shared, c2s, direct_tls, dir, task }
+    TestServer { shared, c2s, direct_tls, http, dir, task }
 }
 
 pub async fn start_server() -> TestServer {
