@@ -38,8 +38,8 @@ address = "0.0.0.0:5222"
 pub struct Config {
     /// Served domains (RFC 6120 §4.7.2 `to` must name one).
     pub hosts: Vec<String>,
-    /// Bare JIDs allowed to run the XEP-0133 admin commands (check with
-    /// [`Config::is_admin`]).
+    /// Bare JIDs administering every host (XEP-0133 commands); per-host
+    /// admins are in `[host."DOMAIN"]`. Checked by [`Config::is_admin_of`].
     #[serde(default)]
     pub admins: Vec<String>,
     /// Embedded store, generated certificates, admin socket.
@@ -328,13 +328,6 @@ impl Config {
     /// Whether `domain` (already normalised) is served here.
     pub fn serves(&self, domain: &str) -> bool {
         self.hosts.iter().any(|h| h.eq_ignore_ascii_case(domain))
-    }
-
-    /// Whether `jid` (any resource) is a service administrator (XEP-0133):
-    /// its bare JID is listed in `admins`. The one place this is decided.
-    pub fn is_admin(&self, jid: &crate::jid::Jid) -> bool {
-        let bare = jid.to_bare();
-        self.admins.iter().any(|a| crate::jid::Jid::parse(a).is_ok_and(|j| j == bare))
     }
 
     /// The admin socket path.

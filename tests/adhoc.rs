@@ -240,3 +240,32 @@ async fn sessions_cancel_and_bad_actions() {
     let unknown = iq(&mut a, "c6", &format!("<command xmlns='{CMDS}' node='{ADMIN}shutdown' action='execute'/>")).await;
     assert!(unknown.contains("<item-not-found"), "{unknown}");
 }
+
+#[tokio::test]
+async fn host_admins_administer_their_host_only() {
+    let srv = start_server_with("[host.\"example.org\"]\nadmins = [\"boss@example.org\"]").await;
+    let creds = xmppd::sasl::derive_credentials("pboss", 4096);
+    srv.shared.store.create_account("boss", "example.org", &creds).unwrap();
+    let (mut c, _) = TestClient::connect_starttls_to(srv.c2s, &srv.ca_path(), "example.org").await;
+    c.scram("SCRAM-SHA-256", "boss", "pboss").await.unwrap();
+    c.open().await;
+    c.bind(Some("r")).await;
+    let q = format!("<query xmlns='http://jabber.org/protocol/disco#items' node='{CMDS}'/>");
+    c.send(&format!("<iq type='get' to='example.org' id='d1'>{q}</iq>")).await;
+    assert!(c.expect_stanza("id='d1'").await.contains("node='http://jabber.org/protocol/admin#add-user'"));
+    c.send(&format!("<iq type='get' to='localhost' id='d2'>{q}</iq>")).await;
+    assert!(!c.expect_stanza("id='d2'").await.contains("<item"));
+    let cmd = format!("<command xmlns='{CMDS}' node='{ADMIN}add-user' action='execute'/>");
+    c.send(&format!("<iq type='set' to='example.org' id='e1'>{cmd}</iq>")).await;
+    let got = c.expect_stanza("id='e1'").await;
+    let sid = got.split("sessionid='").nth(1).unwrap().split('\'').next().unwrap().to_string();
+    // An account of another host is not theirs to create.
+    let x = "<x xmlns='jabber:x:data' type='submit'><field var='accountjid'><value>new@localhost</value></field>\
+             <field var='password'><value>secret12</value></field></x>";
+    c.send(&format!(
+        "<iq type='set' to='example.org' id='s1'><command xmlns='{CMDS}' node='{ADMIN}add-user' sessionid='{sid}' action='complete'>{x}</command></iq>"
+    ))
+    .await;
+    assert!(c.expect_stanza("id='s1'").await.contains("<forbidden"));
+    assert!(srv.shared.store.get_credentials("new", "localhost").unwrap().is_none());
+}

@@ -45,8 +45,8 @@ pub trait Command: Send + Sync {
     fn node(&self) -> &'static str;
     /// Its name in disco#items.
     fn name(&self) -> &'static str;
-    /// Whether `from` may see and run it.
-    fn allowed(&self, from: &Jid, ctx: &Ctx<'_>) -> bool;
+    /// Whether the requester (`req.from`) may see and run it on `req.to`.
+    fn allowed(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> bool;
     /// The first stage (`action='execute'` without a session).
     fn start(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> Result<Stage, StanzaError>;
     /// A submitted form (`execute` or `complete` within the session).
@@ -119,7 +119,7 @@ impl AdHoc {
     pub fn items(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> Vec<Element> {
         self.commands
             .iter()
-            .filter(|c| c.allowed(req.from, ctx))
+            .filter(|c| c.allowed(req, ctx))
             .map(|c| {
                 Element::new("item", ns::DISCO_ITEMS)
                     .with_attr("jid", req.to.to_string())
@@ -132,7 +132,7 @@ impl AdHoc {
     /// disco#info for a command node (§2.3).
     pub fn info(&self, node: &str, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> Option<Result<Vec<Element>, StanzaError>> {
         let c = self.command(node)?;
-        if !c.allowed(req.from, ctx) {
+        if !c.allowed(req, ctx) {
             return Some(Err(StanzaError::Forbidden));
         }
         let f = |v: &str| Element::new("feature", ns::DISCO_INFO).with_attr("var", v);
@@ -198,7 +198,7 @@ impl Module for AdHoc {
         let node = req.payload.attr("node").ok_or(StanzaError::BadRequest)?;
         let cmd = self.command(node).ok_or(StanzaError::ItemNotFound)?;
         // XEP-0133 §5: only service administrators.
-        if !cmd.allowed(req.from, ctx) {
+        if !cmd.allowed(req, ctx) {
             return Err(StanzaError::Forbidden);
         }
         let action = req.payload.attr("action").unwrap_or("execute");

@@ -1,9 +1,11 @@
 //! XEP-0133 Service Administration over XEP-0050 ad-hoc commands: add-user
 //! (§4.1), delete-user (§4.2), change-user-password (§4.7),
 //! get-online-users-num (§4.15), get-online-users-list (§4.20) and announce
-//! (§4.23), with the data forms of the XEP. Only service administrators
-//! ([`Config::is_admin`](crate::config::Config::is_admin)) see or run them
-//! (§5); others get `<forbidden/>` (§4 error table).
+//! (§4.23), with the data forms of the XEP. Only administrators of the
+//! addressed domain ([`Config::is_admin_of`](crate::config::Config::is_admin_of):
+//! top-level `admins` or that host's) see or run them (§5), and only on
+//! accounts of the domains they administer; others get `<forbidden/>` (§4
+//! error table).
 
 use super::adhoc::{Command, Stage};
 use super::dataform::{build, single, submitted, Field};
@@ -96,12 +98,12 @@ impl Admin {
         let done = |note: String| Ok(Stage::Done { form: None, note: Some(note) });
         match self.0 {
             AddUser => {
-                let (u, h) = account(shared, single(v, "accountjid"))?;
-                let pw = password(shared, v)?;
+                let (u, h) = account(req, shared, single(v, "accountjid"))?;
+                let pw = password(shared, &h, v)?;
                 if single(v, "password-verify").is_some_and(|p| p != pw) {
                     return Err(StanzaError::NotAcceptable);
                 }
-                let creds = crate::sasl::derive_credentials(pw, shared.config.auth.scram_iterations);
+                let creds = crate::sasl::derive_credentials(pw, shared.config().auth.scram_iterations);
                 match shared.store.create_account(&u, &h, &creds) {
                     Ok(()) => done(format!("User {u}@{h} added")),
                     // §4 error table: "a user already exists with that username".
@@ -114,7 +116,7 @@ impl Admin {
                 let accounts = jids
                     .iter()
                     .filter(|j| !j.trim().is_empty())
-                    .map(|j| account(shared, Some(j.trim())))
+                    .map(|j| account(req, shared, Some(j.trim())))
                     .collect::<Result<Vec<_>, _>>()?;
                 if accounts.is_empty() {
                     return Err(StanzaError::NotAcceptable);
@@ -138,10 +140,10 @@ impl Admin {
                 ))
             }
             ChangePassword => {
-                let (u, h) = account(shared, single(v, "accountjid"))?;
-                let pw = password(shared, v)?;
+                let (u, h) = account(req, shared, single(v, "accountjid"))?;
+                let pw = password(shared, &h, v)?;
                 exists(shared, &u, &h)?;
-                let creds = crate::sasl::derive_credentials(pw, shared.config.auth.scram_iterations);
+                let creds = crate::sasl::derive_credentials(pw, shared.config().auth.scram_iterations);
                 shared.store.set_credentials(&u, &h, &creds).map_err(internal)?;
                 done(format!("Password of {u}@{h} changed"))
             }
@@ -195,8 +197,8 @@ impl Command for Admin {
         }
     }
 
-    fn allowed(&self, from: &Jid, ctx: &Ctx<'_>) -> bool {
-        ctx.shared.config.is_admin(from)
+    fn allowed(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> bool {
+        ctx.shared.config().is_admin_of(req.from, req.to.domain())
     }
 
     fn start(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> Result<Stage, StanzaError> {
@@ -219,13 +221,22 @@ fn internal(e: crate::storage::StoreError) -> StanzaError {
     StanzaError::InternalServerError
 }
 
-/// A bare account JID on a served host: `jid-malformed` if it is not one,
-/// `not-allowed` for a host this server does not serve.
-fn account(shared: &crate::server::Shared, jid: Option<&str>) -> Result<(String, String), StanzaError> {
+/// A bare account JID on a served host the requester administers:
+/// `jid-malformed` if it is not one, `not-allowed` for a host this server
+/// does not serve, `forbidden` for a host of other admins.
+fn account(
+    req: &IqRequest<'_>,
+    shared: &crate::server::Shared,
+    jid: Option<&str>,
+) -> Result<(String, String), StanzaError> {
     let j = Jid::parse(jid.ok_or(StanzaError::NotAcceptable)?).map_err(|_| StanzaError::JidMalformed)?;
     let Some(u) = j.node() else { return Err(StanzaError::JidMalformed) };
-    if !shared.config.serves(j.domain()) {
+    let config = shared.config();
+    if !config.serves(j.domain()) {
         return Err(StanzaError::NotAllowed);
+    }
+    if !config.is_admin_of(req.from, j.domain()) {
+        return Err(StanzaError::Forbidden);
     }
     Ok((u.to_string(), j.domain().to_string()))
 }
@@ -239,9 +250,9 @@ fn exists(shared: &crate::server::Shared, u: &str, h: &str) -> Result<(), Stanza
 }
 
 /// The new password: present and long enough (`registration.min_password_length`).
-fn password<'a>(shared: &crate::server::Shared, v: &'a Values) -> Result<&'a str, StanzaError> {
+fn password<'a>(shared: &crate::server::Shared, domain: &str, v: &'a Values) -> Result<&'a str, StanzaError> {
     let pw = v.get("password").and_then(|p| p.first()).map(String::as_str).unwrap_or_default();
-    if pw.is_empty() || pw.chars().count() < shared.config.registration.min_password_length {
+    if pw.is_empty() || pw.chars().count() < shared.config().registration_for(domain).min_password_length {
         return Err(StanzaError::NotAcceptable);
     }
     Ok(pw)
