@@ -41,6 +41,10 @@ address = "0.0.0.0:5222"
 pub struct Config {
     /// Served domains (RFC 6120 §4.7.2 `to` must name one).
     pub hosts: Vec<String>,
+    /// Bare JIDs administering every host (XEP-0133 commands); per-host
+    /// admins are in `[host."DOMAIN"]`. Checked by [`Config::is_admin_of`].
+    #[serde(default)]
+    pub admins: Vec<String>,
     /// Embedded store, generated certificates, admin socket.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -344,6 +348,12 @@ impl Config {
         for h in &self.hosts {
             if crate::jid::Jid::parse(h).map(|j| j.node().is_some() || j.resource().is_some()).unwrap_or(true) {
                 return Err(format!("key `hosts`: `{h}` is not a valid domain name"));
+            }
+        }
+        for a in &self.admins {
+            match crate::jid::Jid::parse(a) {
+                Ok(j) if j.node().is_some() && j.resource().is_none() => {}
+                _ => return Err(format!("key `admins`: `{a}` is not a bare JID like admin@example.org")),
             }
         }
         if self.listen.is_empty() {
