@@ -149,6 +149,7 @@ fi
 
 cat >"$CFG" <<EOF
 hosts = ["localhost", "$NET"]
+admins = ["alice@localhost"]
 data_dir = "$DATA"
 
 [host."$NET"]
@@ -259,7 +260,7 @@ run_client() { # label command...
   fi
 }
 
-CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client)
+CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client adhoc_slixmpp)
 [[ -n "${INTEROP_ONLY:-}" ]] && read -r -a CLIENTS <<<"$INTEROP_ONLY"
 
 run_named_client() { # name [label-suffix]
@@ -282,6 +283,13 @@ run_named_client() { # name [label-suffix]
       fi
       ;;
     im_xmpp_client) XMPP_TIMEOUT=$IM_TIMEOUT run_client "@xmpp/client IM scenarios${2:-}" node "$HERE/im_xmpp_client.js" ;;
+    adhoc_slixmpp)
+      if [[ -z "$PY" ]]; then
+        fail "slixmpp XEP-0133 ad-hoc commands${2:-}: no python with slixmpp (run tests/interop/setup.sh)"
+      else
+        run_client "slixmpp XEP-0133 ad-hoc commands${2:-}" "$PY" "$HERE/adhoc_slixmpp.py"
+      fi
+      ;;
     *) fail "unknown client script $1" ;;
   esac
 }
