@@ -6,6 +6,7 @@
 //! credentials never queue behind writes. Other processes (`xmppd ctl`) may
 //! open the same file at the same time; `busy_timeout` absorbs lock waits.
 
+mod deferred;
 mod im;
 mod schema;
 #[cfg(test)]
@@ -14,7 +15,7 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, DatabaseName, ErrorCode, OptionalExtension, Row, TransactionBehavior};
@@ -53,7 +54,10 @@ const COUNT_USERS: &str = "SELECT COUNT(*) FROM accounts WHERE host = ?1";
 /// `Arc` and hand it to every task; all methods take `&self`.
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// The write connection (shared with the deferred writer thread).
+    writer: Arc<Mutex<Connection>>,
+    /// Deferred user-data writes and their thread (`deferred.rs`).
+    deferred: Arc<deferred::Deferred>,
     readers: Box<[Mutex<Connection>]>,
     next_reader: AtomicUsize,
 }
@@ -187,7 +191,9 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?
             .into_boxed_slice();
 
-        Ok(SqliteStore { path, writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) })
+        let writer = Arc::new(Mutex::new(writer));
+        let deferred = deferred::Deferred::start(writer.clone(), name);
+        Ok(SqliteStore { path, writer, deferred, readers, next_reader: AtomicUsize::new(0) })
     }
 
     /// Path of the database file.
@@ -294,6 +300,7 @@ impl AccountStore for SqliteStore {
 
     fn remove_account(&self, user: &str, host: &str) -> Result<(), StoreError> {
         let conn = self.writer();
+        self.deferred.forget_account(host, user);
         let removed = conn
             .prepare_cached(DELETE_ACCOUNT)
             .and_then(|mut stmt| stmt.execute(params![host, user]))
@@ -319,11 +326,19 @@ impl AccountStore for SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    /// Write the deferred values and end their thread.
+    fn drop(&mut self) {
+        self.deferred.stop();
+    }
+}
+
 impl Store for SqliteStore {
     /// Checkpoint the WAL into the main file and truncate it
     /// (`PRAGMA wal_checkpoint(TRUNCATE)`). Committed data is already durable;
     /// this only makes the main file self-contained (e.g. for backups).
     fn flush(&self) -> Result<(), StoreError> {
+        self.deferred.write_batch(&self.writer)?;
         let conn = self.writer();
         let busy: i64 = conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
