@@ -32,6 +32,8 @@ pub struct SessionHandle {
     pub id: u64,
     /// The bound full JID.
     pub jid: Jid,
+    /// `jid` as a string: the `from` stamped on everything it sends.
+    pub jid_str: String,
     /// The outbound queue (bounded: `limits.outbound_queue`).
     pub tx: mpsc::Sender<Outbound>,
     /// RFC 6121 §4.2: the session has sent available presence.
@@ -56,6 +58,7 @@ impl SessionHandle {
     pub fn new(id: u64, jid: Jid, tx: mpsc::Sender<Outbound>) -> SessionHandle {
         SessionHandle {
             id,
+            jid_str: jid.to_string(),
             jid,
             tx,
             available: AtomicBool::new(false),

@@ -83,7 +83,7 @@ fn user(shared: &Shared, from: &Jid, target: &Jid) -> IqAnswer {
         }
     }
     // §3: a connected or available resource: seconds 0, no text.
-    if !shared.router.sessions_of(target).is_empty() {
+    if shared.router.is_online(target) {
         return Ok(Some(last_element(0, None)));
     }
     let stored = shared.store.get_data(user, host, KEY).map_err(|e| {
