@@ -3,7 +3,11 @@
 //! Unknown keys and bad types are errors that name the key and line (serde's
 //! `deny_unknown_fields` with the toml crate's spans).
 
+mod host;
+
+pub use host::{HostConfig, RegistrationOverride};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -58,6 +62,9 @@ pub struct Config {
     /// IM limits and timers (RFC 6121, XEP-0160, XEP-0199).
     #[serde(default)]
     pub im: Im,
+    /// `[host."DOMAIN"]`: per virtual host certificate, admins, registration.
+    #[serde(default)]
+    pub host: BTreeMap<String, HostConfig>,
 }
 
 /// `[registration]`: XEP-0077 in-band registration, off by default.
@@ -110,6 +117,8 @@ pub enum ListenKind {
     C2s,
     /// Client-to-server over direct TLS (XEP-0368).
     C2sDirectTls,
+    /// HTTP: Prometheus `/metrics` (later WebSocket, BOSH, uploads).
+    Http,
 }
 
 /// One `[[listen]]` table.
@@ -187,11 +196,24 @@ pub struct Log {
     /// Filter in tracing's EnvFilter syntax (`info`, `xmppd=debug`, ...);
     /// `RUST_LOG` overrides it.
     pub level: String,
+    /// Line format on stderr.
+    pub format: LogFormat,
+}
+
+/// `log.format`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line (tracing-subscriber's JSON formatter).
+    Json,
 }
 
 impl Default for Log {
     fn default() -> Self {
-        Log { level: "info".into() }
+        Log { level: "info".into(), format: LogFormat::Text }
     }
 }
 
@@ -278,6 +300,13 @@ impl Config {
         if self.im.max_roster_items == 0 {
             return Err("key `im.max_roster_items`: must be at least 1".into());
         }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(format!(
+                "key `log.level`: `{}` is not a tracing filter like \"info\" or \"xmppd=debug\"",
+                self.log.level
+            ));
+        }
+        self.validate_hosts()?;
         if let Some(tls) = &self.tls {
             for (key, p) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
                 std::fs::File::open(p).map_err(|e| format!("key `{key}`: cannot read {}: {e}", p.display()))?;

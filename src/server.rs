@@ -6,19 +6,34 @@ use crate::modules::Modules;
 use crate::router::Router;
 use crate::stanza::StreamError;
 use crate::storage::Store;
+use arc_swap::ArcSwap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Sets a new log filter (tracing EnvFilter syntax).
+pub type LogFilterSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// State shared by every connection task.
 pub struct Shared {
-    /// The configuration.
-    pub config: Arc<Config>,
+    /// The configuration in force; swapped whole by [`crate::reload`].
+    config: ArcSwap<Config>,
+    /// The file it was read from (reload reads it again), if any.
+    pub config_file: OnceLock<PathBuf>,
+    /// Per-host certificates chosen by SNI, swapped on reload.
+    pub certs: Arc<crate::certs::CertResolver>,
+    /// Counters for `/metrics` and `ctl stats`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Changes the log filter (set by `main`, used by reload).
+    pub log_filter: OnceLock<LogFilterSetter>,
+    /// Cancelled once every listener and the admin socket accept.
+    pub ready: CancellationToken,
     /// The store.
     pub store: Arc<dyn Store>,
     /// The routing table.
@@ -38,6 +53,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The configuration in force (cheap; hold it only briefly).
+    pub fn config(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.config.load()
+    }
+
+    /// Put a new configuration in force (see [`crate::reload`]).
+    pub fn set_config(&self, c: Config) {
+        self.config.store(Arc::new(c));
+    }
+
     /// A fresh connection id.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -78,7 +103,8 @@ pub struct Server {
 impl Server {
     /// Set up TLS and bind every listener (port 0 picks a free port).
     pub async fn bind(config: Config, store: Arc<dyn Store>) -> Result<Server, ServerError> {
-        let tls = crate::tls::server_config(&config)?;
+        let certs = Arc::new(crate::certs::CertResolver::new(&config)?);
+        let tls = crate::tls::server_config_with(certs.clone()).map_err(crate::tls::TlsError::Rustls)?;
         let mut listeners = Vec::new();
         for l in &config.listen {
             let sock =
@@ -87,7 +113,12 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             router: Router::new(&config.hosts),
-            config: Arc::new(config),
+            metrics: Arc::new(crate::metrics::Metrics::new(&config.hosts)),
+            config: ArcSwap::from_pointee(config),
+            config_file: OnceLock::new(),
+            certs,
+            log_filter: OnceLock::new(),
+            ready: CancellationToken::new(),
             store,
             modules: Modules::new(),
             blocklists: crate::modules::blocking::Blocklists::new(),
@@ -115,8 +146,13 @@ impl Server {
             if let Ok(a) = listener.local_addr() {
                 tracing::info!(kind = ?kind, address = %a, "listening");
             }
-            tracker.spawn(accept_loop(kind, listener, shared.clone(), tracker.clone()));
+            if kind == ListenKind::Http {
+                tracker.spawn(crate::http::accept_loop(listener, shared.clone(), tracker.clone()));
+            } else {
+                tracker.spawn(accept_loop(kind, listener, shared.clone(), tracker.clone()));
+            }
         }
+        shared.ready.cancel();
         shared.shutdown.cancelled().await;
         tracing::info!("shutting down");
         shared.router.close_all(StreamError::SystemShutdown);
@@ -127,7 +163,7 @@ impl Server {
         if let Err(e) = shared.store.flush() {
             tracing::error!(error = %e, "flushing the store");
         }
-        let _ = std::fs::remove_file(shared.config.admin_socket());
+        let _ = std::fs::remove_file(shared.config().admin_socket());
         Ok(())
     }
 }
@@ -158,8 +194,9 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
         };
         let _ = tcp.set_nodelay(true);
         let n = shared.connections.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
         let guard = ConnGuard(shared.clone());
-        if n >= shared.config.limits.max_connections {
+        if n >= shared.config().limits.max_connections {
             tracing::warn!(%peer, "connection limit reached");
             tracker.spawn(crate::c2s::refuse(tcp, shared.clone(), guard));
             continue;

@@ -3,10 +3,11 @@
 //! sending half of the session's bounded outbound queue.
 
 use crate::jid::Jid;
+use crate::metrics::Metrics;
 use crate::stanza::StreamError;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
 
 /// What is sent to a session's task.
@@ -51,6 +52,8 @@ pub struct SessionHandle {
     close: Mutex<Option<CloseReason>>,
     /// Wakes the session's task to close.
     pub closing: Notify,
+    /// Where a stanza refused by the full queue is counted.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SessionHandle {
@@ -68,7 +71,14 @@ impl SessionHandle {
             last_presence: Mutex::new(None),
             close: Mutex::new(None),
             closing: Notify::new(),
+            metrics: None,
         }
+    }
+
+    /// Count stanzas refused by the full queue in `m` (`xmppd_queue_drops`).
+    pub fn with_metrics(mut self, m: Arc<Metrics>) -> SessionHandle {
+        self.metrics = Some(m);
+        self
     }
 
     /// Whether the session is available (sent initial presence, not unavailable).
@@ -134,6 +144,27 @@ impl SessionHandle {
 
     /// Queue stanza bytes; `false` if the queue is full or the session gone.
     pub fn send(&self, bytes: Bytes) -> bool {
-        self.tx.try_send(Outbound::Stanza(bytes)).is_ok()
+        let ok = self.tx.try_send(Outbound::Stanza(bytes)).is_ok();
+        if !ok {
+            if let Some(m) = &self.metrics {
+                m.queue_drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_counts_a_drop() {
+        let m = Arc::new(Metrics::new(&["localhost".into()]));
+        let (tx, _rx) = mpsc::channel(1);
+        let h = SessionHandle::new(1, Jid::parse("a@localhost/r").unwrap(), tx).with_metrics(m.clone());
+        assert!(h.send(Bytes::from_static(b"<message/>")));
+        assert!(!h.send(Bytes::from_static(b"<message/>")));
+        assert_eq!(m.queue_drops.load(Ordering::Relaxed), 1);
     }
 }

@@ -15,7 +15,7 @@ use rcgen::{
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ServerSessionMemoryCache;
-use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::sign::CertifiedKey;
 use rustls::{ProtocolVersion, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
@@ -41,6 +41,18 @@ pub enum TlsError {
     #[error("key `{key}`: {path}: {problem}")]
     File {
         /// The configuration key: `tls.cert` or `tls.key`.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: FileProblem,
+    },
+    /// A `[host."DOMAIN"]` certificate or key is unusable.
+    #[error("key `host.\"{host}\".{key}`: {path}: {problem}")]
+    HostFile {
+        /// The domain.
+        host: String,
+        /// `cert` or `key`.
         key: &'static str,
         /// The file.
         path: PathBuf,
@@ -88,23 +100,34 @@ pub enum FileProblem {
 /// (clients sending no ALPN are accepted; rustls refuses a client whose ALPN
 /// list lacks `xmpp-client` with `no_application_protocol`, RFC 7301 §3.2).
 pub fn server_config(cfg: &Config) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = provider();
-    let certified = match &cfg.tls {
-        Some(files) => {
-            let chain = load_chain("tls.cert", &files.cert)?;
-            let key = load_key("tls.key", &files.key)?;
-            certified_key(chain, key, &files.cert, &files.key)?
-        }
-        None => generated(cfg)?,
-    };
-    let mut sc = ServerConfig::builder_with_provider(provider)
+    Ok(server_config_with(Arc::new(crate::certs::CertResolver::new(cfg)?))?)
+}
+
+/// The server configuration around a certificate resolver (SNI, reload).
+pub fn server_config_with(resolver: Arc<crate::certs::CertResolver>) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut sc = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+        .with_cert_resolver(resolver);
     sc.alpn_protocols = vec![ALPN_XMPP_CLIENT.to_vec()];
     sc.max_early_data_size = 0;
     sc.session_storage = ServerSessionMemoryCache::new(1024);
     Ok(Arc::new(sc))
+}
+
+/// The certificate for `[tls]` (files) or, without it, the generated one.
+pub(crate) fn default_certified(cfg: &Config) -> Result<CertifiedKey, TlsError> {
+    match &cfg.tls {
+        Some(files) => load_pair(&files.cert, &files.key, ("tls.cert", "tls.key")),
+        None => generated(cfg),
+    }
+}
+
+/// Load a PEM chain and key, naming `keys` (config keys) in errors.
+pub(crate) fn load_pair(cert: &Path, key: &Path, keys: (&'static str, &'static str)) -> Result<CertifiedKey, TlsError> {
+    let chain = load_chain(keys.0, cert)?;
+    let k = load_key(keys.1, key)?;
+    certified_key(chain, k, cert, key, keys)
 }
 
 /// RFC 9266 `tls-exporter` channel-binding data: 32 bytes exported with the
@@ -173,16 +196,17 @@ fn certified_key(
     key: PrivateKeyDer<'static>,
     cert_path: &Path,
     key_path: &Path,
+    keys: (&'static str, &'static str),
 ) -> Result<CertifiedKey, TlsError> {
     let signer = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| file_err("tls.key", key_path, FileProblem::Invalid(e.to_string())))?;
+        .map_err(|e| file_err(keys.1, key_path, FileProblem::Invalid(e.to_string())))?;
     let ck = CertifiedKey::new(chain, signer);
     match ck.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(ck),
         Err(rustls::Error::InconsistentKeys(_)) => {
-            Err(file_err("tls.key", key_path, FileProblem::KeyMismatch(cert_path.to_path_buf())))
+            Err(file_err(keys.1, key_path, FileProblem::KeyMismatch(cert_path.to_path_buf())))
         }
-        Err(e) => Err(file_err("tls.cert", cert_path, FileProblem::Invalid(e.to_string()))),
+        Err(e) => Err(file_err(keys.0, cert_path, FileProblem::Invalid(e.to_string()))),
     }
 }
 
@@ -297,7 +321,7 @@ fn generated(cfg: &Config) -> Result<CertifiedKey, TlsError> {
     };
 
     let existing = load_chain("cert", &cert_path)
-        .and_then(|chain| certified_key(chain, load_key("key", &key_path)?, &cert_path, &key_path))
+        .and_then(|chain| certified_key(chain, load_key("key", &key_path)?, &cert_path, &key_path, ("cert", "key")))
         .ok();
     if let Some(ck) = existing.filter(|ck| leaf_valid(&ck.cert, &ca_der, &names)) {
         return Ok(ck);
@@ -325,7 +349,7 @@ fn generated(cfg: &Config) -> Result<CertifiedKey, TlsError> {
         ca_path.display()
     );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    certified_key(vec![leaf.der().clone(), ca_der], key, &cert_path, &key_path)
+    certified_key(vec![leaf.der().clone(), ca_der], key, &cert_path, &key_path, ("cert", "key"))
 }
 
 /// PEM text of one certificate (64-column base64, LF line endings).

@@ -160,8 +160,8 @@ fn usage_and_config_errors() {
     let o = env.ctl(&["frobnicate"]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.starts_with("Error: unknown command 'frobnicate'."), "{o:?}");
-    let o = env.ctl(&["stauts"]);
-    assert!(o.stderr.starts_with("Error: unknown command 'stauts'. Did you mean 'status'?"), "{o:?}");
+    let o = env.ctl(&["statuss"]);
+    assert!(o.stderr.starts_with("Error: unknown command 'statuss'. Did you mean 'status'?"), "{o:?}");
     let o = env.ctl(&["register", "alice", "localhost"]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.starts_with("Error: the command 'register' requires 1 more argument.\n"), "{o:?}");

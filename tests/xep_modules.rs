@@ -365,13 +365,13 @@ async fn inband_registration() {
     let unavailable = "<iq id='g' type='error'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
     assert_eq!(reg(&srv, "127.0.0.1", get), unavailable);
     assert!(reg(&srv, "127.0.0.1", &set("dave", "secret99")).contains("<service-unavailable "));
-    assert!(register::stream_feature(&srv.shared, "127.0.0.1".parse().unwrap()).is_none());
+    assert!(register::stream_feature(&srv.shared, "127.0.0.1".parse().unwrap(), "localhost").is_none());
     assert!(srv.shared.store.get_credentials("dave", "localhost").unwrap().is_none());
     srv.stop().await;
 
     let srv = start_server_with("[registration]\nenabled = true\nmin_password_length = 8").await;
     assert_eq!(
-        register::stream_feature(&srv.shared, "127.0.0.1".parse().unwrap()).as_deref(),
+        register::stream_feature(&srv.shared, "127.0.0.1".parse().unwrap(), "localhost").as_deref(),
         Some("<register xmlns='http://jabber.org/features/iq-register'/>")
     );
     assert_eq!(
@@ -405,8 +405,8 @@ async fn inband_registration() {
 
     // allow_from restricts who may register.
     let srv = start_server_with("[registration]\nenabled = true\nallow_from = [\"10.0.0.0/8\"]").await;
-    assert!(register::stream_feature(&srv.shared, "192.168.1.1".parse().unwrap()).is_none());
-    assert!(register::stream_feature(&srv.shared, "10.1.2.3".parse().unwrap()).is_some());
+    assert!(register::stream_feature(&srv.shared, "192.168.1.1".parse().unwrap(), "localhost").is_none());
+    assert!(register::stream_feature(&srv.shared, "10.1.2.3".parse().unwrap(), "localhost").is_some());
     assert_eq!(reg(&srv, "192.168.1.1", get), unavailable);
     assert_eq!(reg(&srv, "10.1.2.3", &set("frank", "secret99")), "<iq id='s' type='result'/>");
     srv.stop().await;

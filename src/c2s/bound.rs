@@ -31,6 +31,7 @@ impl Conn {
                 ))
             }
         };
+        self.shared.metrics.stanza_in(kind);
         let session = self.session.clone().ok_or(Exit::Io)?;
         let me = &session.jid;
         let ty = head.attr("type").unwrap_or("").to_string();
@@ -188,6 +189,7 @@ impl Conn {
         match answer {
             Ok(payload) => {
                 let reply = iq_result(head.attr("id").unwrap_or(""), from.as_deref(), &me.to_string(), payload);
+                self.shared.metrics.stanza_out(Kind::Iq);
                 self.write(reply.as_bytes()).await
             }
             Err(e) => self.bounce(head, &me, from.as_deref(), e).await,
@@ -201,6 +203,7 @@ impl Conn {
         }
         let from = from.map(str::to_owned).or_else(|| head.attr("to").map(str::to_owned)).unwrap_or_default();
         let reply = error_reply(head, &from, &me.to_string(), err);
+        self.shared.metrics.stanza_out_bytes(&reply);
         self.write(&reply).await
     }
 
@@ -299,6 +302,7 @@ impl Conn {
     pub(super) fn unbind(&mut self) {
         let Some(session) = self.session.take() else { return };
         self.shared.router.unbind(&session.jid, session.id);
+        self.shared.metrics.session_delta(session.jid.domain(), -1);
         let directed = std::mem::take(&mut self.directed);
         im::presence::broadcast_unavailable(&self.shared, &session, None, &directed);
         // XEP-0012 §3: the account's last activity, once its last session ends.

@@ -109,10 +109,15 @@ pub(crate) struct Conn {
 
 /// Serve one accepted connection to its end.
 pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: Arc<Shared>, _guard: ConnGuard) {
-    let limits = &shared.config.limits;
-    let deadline = Instant::now() + Duration::from_secs(limits.auth_timeout_secs);
+    let (deadline, framer) = {
+        let limits = &shared.config().limits;
+        (
+            Instant::now() + Duration::from_secs(limits.auth_timeout_secs),
+            Framer::new(limits.max_stanza_size, limits.max_depth),
+        )
+    };
     let mut conn = Conn {
-        framer: Framer::new(limits.max_stanza_size, limits.max_depth),
+        framer,
         id: shared.next_id(),
         io: Transport::Plain(tcp),
         peer,
@@ -144,7 +149,7 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
 
 /// Refuse a connection over the limit with `<resource-constraint/>`.
 pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard) {
-    let host = shared.config.hosts[0].clone();
+    let host = shared.config().hosts[0].clone();
     let mut io = Transport::Plain(tcp);
     let text = format!(
         "{}{}</stream:stream>",
@@ -245,7 +250,8 @@ impl Conn {
         if !bound {
             return Some(deadline);
         }
-        let im = &self.shared.config.im;
+        let cfg = self.shared.config();
+        let im = &cfg.im;
         if im.ping_interval_secs == 0 {
             return None;
         }
@@ -290,9 +296,11 @@ impl Conn {
             } else {
                 if self.csi_inactive && !self.held.is_empty() {
                     for (_, p) in self.held.drain(..) {
+                        self.shared.metrics.stanza_out(crate::router::Kind::Presence);
                         buf.extend_from_slice(&p);
                     }
                 }
+                self.shared.metrics.stanza_out_bytes(&b);
                 if buf.is_empty() {
                     // The common case, one stanza: written without a copy.
                     match next(&mut self.rx) {
@@ -334,6 +342,7 @@ impl Conn {
         }
         let mut buf = Vec::new();
         for (_, p) in self.held.drain(..) {
+            self.shared.metrics.stanza_out(crate::router::Kind::Presence);
             buf.extend_from_slice(&p);
         }
         self.write(&buf).await
@@ -391,7 +400,7 @@ impl Conn {
                 if !self.header_sent {
                     // RFC 6120 §4.9.1.3: open a stream first, then the error.
                     let host =
-                        if self.host.is_empty() { self.shared.config.hosts[0].clone() } else { self.host.clone() };
+                        if self.host.is_empty() { self.shared.config().hosts[0].clone() } else { self.host.clone() };
                     s.push_str(&negotiate::header_xml(&host, None, self.id));
                 }
                 s.push_str(&e.to_xml(t.as_deref()));

@@ -90,9 +90,9 @@ impl Conn {
         let to = get("to").and_then(|t| Jid::parse(t).ok()).filter(|j| j.node().is_none() && j.resource().is_none());
         let host = match (get("to"), &to) {
             // §4.7.2: `to` must be a domain this server serves.
-            (Some(_), Some(j)) if self.shared.config.serves(j.domain()) => j.domain().to_string(),
+            (Some(_), Some(j)) if self.shared.config().serves(j.domain()) => j.domain().to_string(),
             (Some(_), _) => return Err(Exit::Error(StreamError::HostUnknown, None)),
-            (None, _) => self.shared.config.hosts[0].clone(),
+            (None, _) => self.shared.config().hosts[0].clone(),
         };
         if !self.host.is_empty() && self.host != host {
             return Err(Exit::Error(StreamError::HostUnknown, Some("host changed on stream restart".into())));
@@ -125,7 +125,7 @@ impl Conn {
     /// RFC 6120 §4.3.2: the features for this stage of negotiation.
     fn features(&self) -> String {
         let mut f = String::from("<stream:features>");
-        let plaintext_ok = self.io.is_tls() || self.shared.config.auth.allow_plaintext;
+        let plaintext_ok = self.io.is_tls() || self.shared.config().auth.allow_plaintext;
         if self.user.is_some() {
             // §7.4 binding; RFC 3921 session kept as optional (RFC 6121 app. E).
             f.push_str(&format!("<bind xmlns='{}'/><session xmlns='{}'><optional/></session>", ns::BIND, ns::SESSION));
@@ -140,7 +140,7 @@ impl Conn {
             }
             if self.io.is_tls() {
                 // XEP-0077 §8: in-band registration, when enabled for this peer.
-                if let Some(reg) = crate::modules::register::stream_feature(&self.shared, self.peer.ip()) {
+                if let Some(reg) = crate::modules::register::stream_feature(&self.shared, self.peer.ip(), &self.host) {
                     f.push_str(&reg);
                 }
             }
@@ -233,7 +233,7 @@ impl Conn {
     async fn on_auth(&mut self, el: &Element) -> Result<(), Exit> {
         let mech = el.attr("mechanism").and_then(Mechanism::from_name);
         let secure = self.io.is_tls();
-        if !secure && !self.shared.config.auth.allow_plaintext {
+        if !secure && !self.shared.config().auth.allow_plaintext {
             // §6.5.4 encryption-required: TLS must come first (§5.3.1).
             return self.sasl_failure(Failure::EncryptionRequired).await;
         }
@@ -285,6 +285,7 @@ impl Conn {
                 let body = additional.map(|a| B64.encode(a)).unwrap_or_default();
                 self.write(format!("<success xmlns='{}'>{body}</success>", ns::SASL).as_bytes()).await?;
                 tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
+                self.shared.metrics.auth_successes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.user = Some(username);
                 // §6.4.6: the stream restarts.
                 self.framer.reset();
@@ -300,10 +301,11 @@ impl Conn {
         self.state = State::Negotiating;
         if f != Failure::Aborted {
             self.auth_failures += 1;
+            self.shared.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(conn = self.id, peer = %self.peer, condition = f.condition(), "authentication failed");
         }
         self.write(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition()).as_bytes()).await?;
-        if self.auth_failures >= self.shared.config.limits.max_auth_failures {
+        if self.auth_failures >= self.shared.config().limits.max_auth_failures {
             return Err(Exit::Error(StreamError::PolicyViolation, Some("too many authentication failures".into())));
         }
         Ok(())
@@ -354,8 +356,9 @@ impl Conn {
                 return self.write(&reply).await;
             }
         };
-        let (tx, rx) = mpsc::channel(self.shared.config.limits.outbound_queue);
-        let handle = Arc::new(SessionHandle::new(self.id, jid.clone(), tx));
+        let (tx, rx) = mpsc::channel(self.shared.config().limits.outbound_queue);
+        let handle = Arc::new(SessionHandle::new(self.id, jid.clone(), tx).with_metrics(self.shared.metrics.clone()));
+        self.shared.metrics.session_delta(&self.host, 1);
         if let Some(old) = self.shared.router.bind(handle.clone()) {
             old.request_close(StreamError::Conflict, Some("replaced by a new connection".into()));
         }

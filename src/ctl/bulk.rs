@@ -12,12 +12,10 @@ use super::commands::served_host;
 use super::Outcome;
 use crate::config::Config;
 use crate::jid::normalize_node;
-use crate::storage::{Credentials, ScramKeys, Store, StoreError};
+use crate::storage::{Credentials, ScramKeys, Store};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Accounts per batch sent to the daemon.
 pub const BATCH: usize = 1000;
@@ -103,31 +101,9 @@ pub fn parse_text(text: &str, config: &Config, name: &str) -> Result<Parsed, Out
 
 /// Derive credentials for every entry, on all cores; order is kept.
 pub fn derive(entries: &[Entry], iterations: u32) -> Vec<Row> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(entries.len()).max(1);
-    let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Credentials>>> = Mutex::new(vec![None; entries.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut local = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(e) = entries.get(i) else { break };
-                    local.push((i, crate::sasl::derive_credentials(&e.password, iterations)));
-                }
-                let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
-                for (i, c) in local {
-                    slots[i] = Some(c);
-                }
-            });
-        }
-    });
-    let slots = slots.into_inner().unwrap_or_else(|p| p.into_inner());
-    entries
-        .iter()
-        .zip(slots)
-        .map(|(e, c)| (e.user.clone(), e.host.clone(), c.expect("every entry was derived")))
-        .collect()
+    crate::piefxis::par_map(entries, |e| {
+        (e.user.clone(), e.host.clone(), crate::sasl::derive_credentials(&e.password, iterations))
+    })
 }
 
 /// Read, validate and derive: the rows to store and the in-file duplicates.
@@ -183,7 +159,7 @@ pub fn decode_batch(fields: &[String]) -> Result<Vec<Row>, String> {
         .collect()
 }
 
-/// Daemon side: store one batch account by account. Stdout is
+/// Daemon side: store one batch in one transaction. Stdout is
 /// `CREATED EXISTED`; any invalid account rejects the batch before writing.
 pub fn store_batch(fields: &[String], store: &dyn Store, config: &Config) -> Outcome {
     let rows = match decode_batch(fields) {
@@ -198,19 +174,11 @@ pub fn store_batch(fields: &[String], store: &dyn Store, config: &Config) -> Out
             return Outcome::error(format!("Error: cannot_register: Can't register user {u}@{h}: Malformed username"));
         }
     }
-    let (mut created, mut existed) = (0usize, 0usize);
-    for (u, h, c) in &rows {
-        match store.create_account(u, h, c) {
-            Ok(()) => created += 1,
-            Err(StoreError::Conflict(_)) => existed += 1,
-            Err(e) => {
-                return Outcome::error(format!(
-                    "Error: internal: {e} ({created} accounts of this batch were registered before the error)"
-                ))
-            }
-        }
+    // One transaction per batch (one fsync), not one per account.
+    match store.create_accounts(&rows) {
+        Ok(created) => Outcome::ok(format!("{created} {}\n", rows.len() - created)),
+        Err(e) => Outcome::error(format!("Error: internal: {e} (no account of this batch was registered)")),
     }
-    Outcome::ok(format!("{created} {existed}\n"))
 }
 
 /// Client side: parse a [`store_batch`] answer.

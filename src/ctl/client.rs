@@ -87,6 +87,9 @@ pub fn run(config_path: Option<&Path>, args: &[String]) -> Outcome {
         Ok((c, _)) => c,
         Err(e) => return Outcome::error(format!("Error: {e}")),
     };
+    if cmd.spec().kind == Kind::Store {
+        return super::migrate::run(&cmd, &config);
+    }
     match connect(&config.admin_socket()) {
         Daemon::Up(stream) => through_daemon(stream, &cmd, args, &config),
         Daemon::Down => without_daemon(&cmd, &config),

@@ -21,6 +21,9 @@ pub enum Kind {
     Live,
     /// Runs in the client alone (help).
     Local,
+    /// Opens the store directly, whether or not the daemon runs (SQLite
+    /// serialises the writers): XEP-0227 import and export.
+    Store,
 }
 
 /// One command of the table.
@@ -63,7 +66,19 @@ pub const COMMANDS: &[Spec] = &[
         kind: Kind::Live,
     },
     Spec { name: "connected_users_number", args: &[], desc: "Number of established sessions", kind: Kind::Live },
+    Spec {
+        name: "export_piefxis",
+        args: &["DIR"],
+        desc: "Export all accounts, rosters, vCards, private XML and offline messages to DIR (XEP-0227)",
+        kind: Kind::Store,
+    },
     Spec { name: "help", args: &["[COMMAND]"], desc: "Show the commands, or the usage of one", kind: Kind::Local },
+    Spec {
+        name: "import_piefxis",
+        args: &["FILE"],
+        desc: "Import a XEP-0227 file (ejabberd's or Prosody's export); existing accounts are skipped",
+        kind: Kind::Store,
+    },
     Spec {
         name: "kick_session",
         args: &["USER", "HOST", "RESOURCE", "REASON"],
@@ -82,6 +97,24 @@ pub const COMMANDS: &[Spec] = &[
         args: &["HOST"],
         desc: "List the users registered in HOST, sorted",
         kind: Kind::Account,
+    },
+    Spec {
+        name: "reload_config",
+        args: &[],
+        desc: "Reload the configuration file and certificates; sessions stay (changes needing a restart are listed)",
+        kind: Kind::Live,
+    },
+    Spec {
+        name: "stats",
+        args: &["NAME"],
+        desc: "Statistic: registeredusers, onlineusers, onlineusersnode or uptimeseconds",
+        kind: Kind::Live,
+    },
+    Spec {
+        name: "stats_host",
+        args: &["NAME", "HOST"],
+        desc: "Statistic of one host: registeredusers or onlineusers",
+        kind: Kind::Live,
     },
     Spec { name: "status", args: &[], desc: "Get the status of the xmppd daemon", kind: Kind::Live },
     Spec { name: "stop", args: &[], desc: "Stop the xmppd daemon gracefully", kind: Kind::Live },
@@ -153,6 +186,16 @@ pub enum Command {
         /// The file, relative to the client's working directory.
         file: PathBuf,
     },
+    /// `import_piefxis FILE`.
+    ImportPiefxis {
+        /// The main file, relative to the client's working directory.
+        file: PathBuf,
+    },
+    /// `export_piefxis DIR`.
+    ExportPiefxis {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
     /// `connected_users`.
     ConnectedUsers,
     /// `connected_users_number`.
@@ -167,6 +210,20 @@ pub enum Command {
         resource: String,
         /// Stream error text (empty: "Kicked by administrator").
         reason: String,
+    },
+    /// `reload_config`.
+    ReloadConfig,
+    /// `stats NAME`.
+    Stats {
+        /// registeredusers, onlineusers, onlineusersnode, uptimeseconds.
+        name: String,
+    },
+    /// `stats_host NAME HOST`.
+    StatsHost {
+        /// registeredusers or onlineusers.
+        name: String,
+        /// Domain as given.
+        host: String,
     },
     /// `status`.
     Status,
@@ -190,9 +247,14 @@ impl Command {
             Command::CheckPassword { .. } => "check_password",
             Command::RegisteredUsers { .. } => "registered_users",
             Command::RegisterBulk { .. } => "register_bulk",
+            Command::ImportPiefxis { .. } => "import_piefxis",
+            Command::ExportPiefxis { .. } => "export_piefxis",
             Command::ConnectedUsers => "connected_users",
             Command::ConnectedUsersNumber => "connected_users_number",
             Command::KickSession { .. } => "kick_session",
+            Command::ReloadConfig => "reload_config",
+            Command::Stats { .. } => "stats",
+            Command::StatsHost { .. } => "stats_host",
             Command::Status => "status",
             Command::Stop => "stop",
             Command::Help { .. } => "help",
@@ -229,9 +291,14 @@ pub fn parse(args: &[String]) -> Result<Command, Outcome> {
         "check_password" => Command::CheckPassword { user: a(0), host: a(1), password: a(2) },
         "registered_users" => Command::RegisteredUsers { host: a(0) },
         "register_bulk" => Command::RegisterBulk { file: PathBuf::from(a(0)) },
+        "import_piefxis" => Command::ImportPiefxis { file: PathBuf::from(a(0)) },
+        "export_piefxis" => Command::ExportPiefxis { dir: PathBuf::from(a(0)) },
         "connected_users" => Command::ConnectedUsers,
         "connected_users_number" => Command::ConnectedUsersNumber,
         "kick_session" => Command::KickSession { user: a(0), host: a(1), resource: a(2), reason: a(3) },
+        "reload_config" => Command::ReloadConfig,
+        "stats" => Command::Stats { name: a(0) },
+        "stats_host" => Command::StatsHost { name: a(0), host: a(1) },
         "status" => Command::Status,
         "stop" => Command::Stop,
         other => unreachable!("command {other} has no parser"),

@@ -11,6 +11,7 @@
 //! - [`server`]: the admin socket inside the daemon (mode 0600).
 //! - [`protocol`]: the wire format between the two.
 //! - [`bulk`]: `register_bulk`: file parsing, parallel credential derivation.
+//! - [`migrate`]: `import_piefxis` / `export_piefxis` (XEP-0227) on the store.
 //!
 //! Exit codes are ejabberdctl's: 0 success, 1 error, 2 usage (no command),
 //! 3 the daemon cannot be reached ("Failed RPC connection").
@@ -18,8 +19,10 @@
 pub mod bulk;
 pub mod client;
 pub mod commands;
+pub mod migrate;
 pub mod protocol;
 pub mod server;
+pub mod stats;
 
 use std::io::Write;
 use std::path::Path;

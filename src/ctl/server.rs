@@ -7,7 +7,7 @@
 
 use super::commands::{self, Command, Kind};
 use super::protocol::{self, KIND_BULK, KIND_COMMAND};
-use super::{bulk, Outcome};
+use super::{bulk, stats, Outcome};
 use crate::jid::{normalize_node, Jid};
 use crate::server::Shared;
 use crate::stanza::StreamError;
@@ -29,7 +29,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// removing a stale one. If a live daemon answers on it, fails with
 /// `AddrInUse`: "another xmppd is running with this data_dir".
 pub fn bind(shared: &Arc<Shared>) -> io::Result<UnixListener> {
-    let listener = bind_at(&shared.config.admin_socket())?;
+    let listener = bind_at(&shared.config().admin_socket())?;
     listener.set_nonblocking(true)?;
     UnixListener::from_std(listener)
 }
@@ -96,7 +96,7 @@ pub fn bind_at(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
 
 /// Serve admin requests until `shared.shutdown` is cancelled.
 pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
-    let path = shared.config.admin_socket();
+    let path = shared.config().admin_socket();
     tracing::info!(path = %path.display(), "admin socket listening");
     let owner = std::fs::metadata(&path).ok().map(|m| m.uid());
     loop {
@@ -154,7 +154,7 @@ async fn execute(kind: u8, fields: Vec<String>, shared: &Arc<Shared>) -> (Outcom
     if kind == KIND_BULK {
         tracing::info!(accounts = fields.len() / 10, "admin command register_bulk (batch)");
         let s = shared.clone();
-        return (blocking(move || bulk::store_batch(&fields, &*s.store, &s.config)).await, false);
+        return (blocking(move || bulk::store_batch(&fields, &*s.store, &s.config())).await, false);
     }
     debug_assert_eq!(kind, KIND_COMMAND);
     let cmd = match commands::parse(&fields) {
@@ -166,6 +166,18 @@ async fn execute(kind: u8, fields: Vec<String>, shared: &Arc<Shared>) -> (Outcom
     match cmd {
         Command::Help { topic } => (commands::help(topic.as_deref()), false),
         Command::Status => (Outcome::ok(status_text()), false),
+        Command::ReloadConfig => {
+            let s = shared.clone();
+            (blocking(move || stats::reload_config(&s)).await, false)
+        }
+        Command::Stats { name } => {
+            let s = shared.clone();
+            (blocking(move || stats::stats(&s, &name, None)).await, false)
+        }
+        Command::StatsHost { name, host } => {
+            let s = shared.clone();
+            (blocking(move || stats::stats(&s, &name, Some(&host))).await, false)
+        }
         Command::Stop => (Outcome::ok(""), true),
         Command::ConnectedUsers => {
             let out: String = shared.router.connected_full_jids().into_iter().map(|j| j + "\n").collect();
@@ -174,6 +186,9 @@ async fn execute(kind: u8, fields: Vec<String>, shared: &Arc<Shared>) -> (Outcom
         Command::ConnectedUsersNumber => (Outcome::ok(format!("{}\n", shared.router.session_count())), false),
         Command::KickSession { user, host, resource, reason } => {
             (kick(shared, &user, &host, &resource, &reason), false)
+        }
+        Command::ImportPiefxis { .. } | Command::ExportPiefxis { .. } => {
+            (Outcome::error("Error: bad_request: import_piefxis and export_piefxis run in xmppd ctl"), false)
         }
         Command::RegisterBulk { .. } => {
             (Outcome::error("Error: bad_request: register_bulk is sent in batches by xmppd ctl"), false)
@@ -188,7 +203,7 @@ async fn execute(kind: u8, fields: Vec<String>, shared: &Arc<Shared>) -> (Outcom
                         tracing::info!(jid = %bare, sessions = n, reason = text, "sessions closed");
                     }
                 };
-                commands::execute_account(&cmd, &*s.store, &s.config, &end)
+                commands::execute_account(&cmd, &*s.store, &s.config(), &end)
             })
             .await;
             (out, false)
@@ -212,7 +227,7 @@ pub fn status_text() -> String {
 }
 
 fn kick(shared: &Shared, user: &str, host: &str, resource: &str, reason: &str) -> Outcome {
-    let Some(h) = commands::served_host(&shared.config, host) else {
+    let Some(h) = commands::served_host(&shared.config(), host) else {
         return commands::unknown_host("not_found", host);
     };
     let reason = if reason.is_empty() { "Kicked by administrator" } else { reason };

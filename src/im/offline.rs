@@ -35,7 +35,7 @@ pub fn store(shared: &Shared, to: &Jid, stamped: &[u8]) -> Result<Outcome, Stanz
     if !(text.contains("<body") || text.contains("<subject") || (hinted && text.contains("<store"))) {
         return Ok(Outcome::Dropped);
     }
-    match shared.store.push_offline(user, host, &text, shared.config.im.max_offline_messages) {
+    match shared.store.push_offline(user, host, &text, shared.config().im.max_offline_messages) {
         Ok(true) => Ok(Outcome::Stored),
         Ok(false) => Err(StanzaError::ServiceUnavailable),
         Err(e) => Err(super::roster::store_err(e)),

@@ -115,7 +115,7 @@ pub fn handle(ctx: &Ctx<'_>, set: bool, query: &Element) -> IqAnswer {
     let visible_before = existing.as_ref().is_some_and(|i| i.visible);
     if !visible_before {
         let (_, all) = store.roster(user, host).map_err(store_err)?;
-        if all.iter().filter(|i| i.visible).count() >= ctx.shared.config.im.max_roster_items {
+        if all.iter().filter(|i| i.visible).count() >= ctx.shared.config().im.max_roster_items {
             return Err(StanzaError::NotAllowed);
         }
     }

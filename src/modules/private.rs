@@ -30,7 +30,8 @@ pub const MAX_NAMESPACES: usize = 100;
 /// namespace").
 const RESERVED: &[&str] = &[ns::CLIENT, "jabber:server", NS, ""];
 
-const INDEX_KEY: &str = "private";
+/// User-data key listing the stored namespaces, one a line.
+pub const INDEX_KEY: &str = "private";
 
 /// jabber:iq:private.
 pub struct Private;
@@ -114,7 +115,7 @@ fn set(shared: &Shared, user: &str, host: &str, children: &[&Element]) -> Result
 
 /// The set's children grouped by namespace (first-seen order), each group
 /// serialised as the stored document; size-checked.
-fn group(children: &[&Element]) -> Result<Vec<(String, String)>, StanzaError> {
+pub fn group(children: &[&Element]) -> Result<Vec<(String, String)>, StanzaError> {
     let mut docs: Vec<(String, String)> = Vec::new();
     for c in children {
         let i = match docs.iter().position(|(ns, _)| *ns == c.ns) {
@@ -137,7 +138,7 @@ fn group(children: &[&Element]) -> Result<Vec<(String, String)>, StanzaError> {
 }
 
 /// A stored document wrapped in its `<query xmlns='jabber:iq:private'/>`.
-fn parse_doc(doc: &str) -> Result<Element, crate::xml::XmlError> {
+pub fn parse_doc(doc: &str) -> Result<Element, crate::xml::XmlError> {
     Element::parse(format!("<query xmlns='{NS}'>{doc}</query>").as_bytes(), ns::CLIENT)
 }
 

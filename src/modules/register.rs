@@ -119,10 +119,11 @@ fn cancel(shared: &Shared, me: &Jid, query: &Element) -> IqAnswer {
 /// password, which was valid then); the next login needs the new one.
 fn change_password(shared: &Shared, me: &Jid, query: &Element) -> IqAnswer {
     let user = me.node().unwrap_or_default();
-    let password = validate_password_change(query, me, shared.config.registration.min_password_length)?;
+    let password =
+        validate_password_change(query, me, shared.config().registration_for(me.domain()).min_password_length)?;
     // PBKDF2 runs inline (as PLAIN verification does): a few milliseconds
     // at the configured iterations, once per change.
-    let creds = crate::sasl::derive_credentials(&password, shared.config.auth.scram_iterations);
+    let creds = crate::sasl::derive_credentials(&password, shared.config().auth.scram_iterations);
     match shared.store.set_credentials(user, me.domain(), &creds) {
         Ok(()) => {
             tracing::info!(user, host = me.domain(), "password changed in-band");
@@ -184,9 +185,10 @@ pub fn validate_registration(query: &Element, min_len: usize) -> Result<(String,
     Ok((node, password))
 }
 
-/// Whether unauthenticated registration is open to `peer`.
-fn allowed(shared: &Shared, peer: IpAddr) -> bool {
-    let r = &shared.config.registration;
+/// Whether unauthenticated registration on `host` is open to `peer`
+/// (`[registration]` with the `[host."DOMAIN".registration]` overrides).
+fn allowed(shared: &Shared, peer: IpAddr, host: &str) -> bool {
+    let r = shared.config().registration_for(host);
     r.enabled
         && (r.allow_from.is_empty()
             || r.allow_from.iter().filter_map(|n| parse_cidr(n)).any(|n| cidr_contains(n, peer)))
@@ -195,8 +197,8 @@ fn allowed(shared: &Shared, peer: IpAddr) -> bool {
 /// The §8 stream feature, `<register xmlns='http://jabber.org/features/iq-register'/>`,
 /// when `peer` may register; `None` otherwise. XEP-0077 §12: offer it only
 /// on encrypted streams (after STARTTLS / on direct TLS), as SASL is.
-pub fn stream_feature(shared: &Shared, peer: IpAddr) -> Option<String> {
-    allowed(shared, peer).then(|| format!("<register xmlns='{NS_FEATURE}'/>"))
+pub fn stream_feature(shared: &Shared, peer: IpAddr, host: &str) -> Option<String> {
+    allowed(shared, peer, host).then(|| format!("<register xmlns='{NS_FEATURE}'/>"))
 }
 
 /// Answer a jabber:iq:register iq on an unauthenticated stream to `host`
@@ -252,7 +254,7 @@ fn unauthenticated_answer(shared: &Shared, peer: IpAddr, host: &str, iq: &Elemen
         _ => return Err(StanzaError::BadRequest),
     };
     let host = host.to_ascii_lowercase();
-    if !allowed(shared, peer) || !shared.config.serves(&host) {
+    if !allowed(shared, peer, &host) || !shared.config().serves(&host) {
         return Err(StanzaError::ServiceUnavailable);
     }
     if !set {
@@ -266,7 +268,7 @@ fn unauthenticated_answer(shared: &Shared, peer: IpAddr, host: &str, iq: &Elemen
     if query.child("remove", NS).is_some() {
         return Err(StanzaError::UnexpectedRequest);
     }
-    let (user, password) = validate_registration(query, shared.config.registration.min_password_length)?;
+    let (user, password) = validate_registration(query, shared.config().registration_for(&host).min_password_length)?;
     let store_failed = |e: StoreError| {
         tracing::error!(error = %e, user, host, "registering account");
         StanzaError::InternalServerError
@@ -279,7 +281,7 @@ fn unauthenticated_answer(shared: &Shared, peer: IpAddr, host: &str, iq: &Elemen
         tracing::warn!(%peer, "registration rate limit reached");
         return Err(StanzaError::ResourceConstraint);
     }
-    let creds = crate::sasl::derive_credentials(&password, shared.config.auth.scram_iterations);
+    let creds = crate::sasl::derive_credentials(&password, shared.config().auth.scram_iterations);
     match shared.store.create_account(&user, &host, &creds) {
         Ok(()) => {
             tracing::info!(user, host, %peer, "account registered in-band");

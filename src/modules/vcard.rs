@@ -26,8 +26,10 @@ pub const NS_UPDATE: &str = "vcard-temp:x:update";
 /// Largest stored vCard, serialised (see the module documentation).
 pub const MAX_VCARD_BYTES: usize = 64 * 1024;
 
-const KEY: &str = "vcard";
-const HASH_KEY: &str = "avatar_hash";
+/// User-data key of the stored vCard.
+pub const KEY: &str = "vcard";
+/// User-data key of the XEP-0153 photo hash.
+pub const HASH_KEY: &str = "avatar_hash";
 
 /// vcard-temp.
 pub struct VCard;

@@ -254,8 +254,13 @@ pub fn derive_credentials_with_salt(
     }
 }
 
-/// Check a plaintext password against stored credentials (PLAIN, ctl check_password).
+/// Check a plaintext password against stored credentials (PLAIN, ctl
+/// check_password): the SHA-256 keys, or the SHA-1 keys for an account
+/// imported with SHA-1 keys only (see [`crate::piefxis::creds`]).
 pub fn verify_password(password: &str, creds: &Credentials) -> bool {
+    if creds.sha256.stored_key.is_empty() {
+        return !creds.sha1.stored_key.is_empty() && verify_keys(Hash::Sha1, password.as_bytes(), &creds.sha1);
+    }
     verify_keys(Hash::Sha256, password.as_bytes(), &creds.sha256)
 }
 
@@ -288,11 +293,13 @@ fn keys_for(
     raw_name: &str,
     lookup: &mut dyn FnMut(&str) -> Option<Credentials>,
 ) -> (ScramKeys, bool) {
-    if let Some(creds) = user.and_then(&mut *lookup) {
-        let keys = match hash {
-            Hash::Sha1 => creds.sha1,
-            Hash::Sha256 => creds.sha256,
-        };
+    // An imported account may lack one hash family (empty keys, see
+    // `piefxis::creds`): that mechanism fails like a wrong password.
+    let found = user.and_then(&mut *lookup).map(|creds| match hash {
+        Hash::Sha1 => creds.sha1,
+        Hash::Sha256 => creds.sha256,
+    });
+    if let Some(keys) = found.filter(|k| !k.stored_key.is_empty()) {
         LAST_ITERATIONS.store(keys.iterations, Ordering::Relaxed);
         return (keys, true);
     }

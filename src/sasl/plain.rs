@@ -34,8 +34,18 @@ pub(crate) fn authenticate(
     // A malformed username is answered like an unknown one (not-authorized),
     // and both still run PBKDF2 against fake keys so timing does not tell.
     let user = crate::jid::normalize_node(authcid).ok();
-    let (keys, known) = keys_for(Hash::Sha256, user.as_deref(), authcid, lookup);
-    let verified = verify_keys(Hash::Sha256, passwd, &keys);
+    let mut found = None;
+    let mut once = |u: &str| {
+        found = lookup(u);
+        found.clone()
+    };
+    let (mut keys, mut known) = keys_for(Hash::Sha256, user.as_deref(), authcid, &mut once);
+    let mut hash = Hash::Sha256;
+    // An account imported with SHA-1 keys only (see `piefxis::creds`).
+    if let Some(c) = found.filter(|c| c.sha256.stored_key.is_empty() && !c.sha1.stored_key.is_empty()) {
+        (keys, known, hash) = (c.sha1, true, Hash::Sha1);
+    }
+    let verified = verify_keys(hash, passwd, &keys);
     let username = match user {
         Some(u) if known && verified => u,
         _ => return Err(Failure::NotAuthorized),

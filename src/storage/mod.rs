@@ -59,6 +59,20 @@ pub trait AccountStore: Send + Sync {
     fn list_users(&self, host: &str) -> Result<Vec<String>, StoreError>;
     /// Number of accounts on `host`.
     fn count_users(&self, host: &str) -> Result<u64, StoreError>;
+    /// Create many accounts `(user, host, credentials)`, skipping existing
+    /// ones; returns how many were created. Backends override this to write
+    /// them in one transaction (bulk registration through the daemon).
+    fn create_accounts(&self, rows: &[(String, String, Credentials)]) -> Result<usize, StoreError> {
+        let mut created = 0;
+        for (u, h, c) in rows {
+            match self.create_account(u, h, c) {
+                Ok(()) => created += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(created)
+    }
 }
 
 /// RFC 6121 §2.1.2.5 subscription states (the `subscription` attribute).
@@ -191,4 +205,9 @@ pub trait UserDataStore: Send + Sync {
 pub trait Store: AccountStore + RosterStore + OfflineStore + UserDataStore {
     /// Flush anything buffered to disk (called at shutdown).
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Operation latency, for `/metrics`, where the backend measures it.
+    fn latency(&self) -> Option<&crate::metrics::StoreLatency> {
+        None
+    }
 }

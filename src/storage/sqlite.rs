@@ -8,6 +8,7 @@
 
 mod deferred;
 mod im;
+mod import;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -16,7 +17,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::metrics::{Histogram, StoreLatency};
 
 use rusqlite::{params, Connection, DatabaseName, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
@@ -54,6 +57,8 @@ const COUNT_USERS: &str = "SELECT COUNT(*) FROM accounts WHERE host = ?1";
 /// `Arc` and hand it to every task; all methods take `&self`.
 pub struct SqliteStore {
     path: PathBuf,
+    /// Time from asking for a connection to giving it back, per kind.
+    latency: StoreLatency,
     /// The write connection (shared with the deferred writer thread).
     writer: Arc<Mutex<Connection>>,
     /// Deferred user-data writes and their thread (`deferred.rs`).
@@ -65,6 +70,33 @@ pub struct SqliteStore {
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// A connection in use; its time in use (lock wait included) is recorded
+/// in the store latency histogram when it is given back.
+struct Timed<'a> {
+    conn: MutexGuard<'a, Connection>,
+    start: Instant,
+    hist: &'a Histogram,
+}
+
+impl std::ops::Deref for Timed<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Timed<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        self.hist.observe(self.start.elapsed());
     }
 }
 
@@ -193,7 +225,14 @@ impl SqliteStore {
 
         let writer = Arc::new(Mutex::new(writer));
         let deferred = deferred::Deferred::start(writer.clone(), name);
-        Ok(SqliteStore { path, writer, deferred, readers, next_reader: AtomicUsize::new(0) })
+        Ok(SqliteStore {
+            path,
+            latency: StoreLatency::default(),
+            writer,
+            deferred,
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
     }
 
     /// Path of the database file.
@@ -221,17 +260,23 @@ impl SqliteStore {
 
     /// The write connection. If a previous holder panicked mid-transaction,
     /// roll it back so the next writer starts clean.
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    fn writer(&self) -> Timed<'_> {
+        let start = Instant::now();
         let conn = lock(&self.writer);
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        conn
+        Timed { conn, start, hist: &self.latency.write }
     }
 
     /// A read connection: the first free one starting round-robin, else
     /// wait for the one at the round-robin position.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
+    fn reader(&self) -> Timed<'_> {
+        let start = Instant::now();
+        Timed { conn: self.reader_conn(), start, hist: &self.latency.read }
+    }
+
+    fn reader_conn(&self) -> MutexGuard<'_, Connection> {
         let n = self.readers.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
         for i in 0..n {
@@ -318,6 +363,10 @@ impl AccountStore for SqliteStore {
             .map_err(backend(&format!("listing users of {host} in {}", self.path.display())))
     }
 
+    fn create_accounts(&self, rows: &[(String, String, Credentials)]) -> Result<usize, StoreError> {
+        self.create_accounts_bulk(rows)
+    }
+
     fn count_users(&self, host: &str) -> Result<u64, StoreError> {
         let conn = self.reader();
         conn.prepare_cached(COUNT_USERS)
@@ -337,6 +386,10 @@ impl Store for SqliteStore {
     /// Checkpoint the WAL into the main file and truncate it
     /// (`PRAGMA wal_checkpoint(TRUNCATE)`). Committed data is already durable;
     /// this only makes the main file self-contained (e.g. for backups).
+    fn latency(&self) -> Option<&StoreLatency> {
+        Some(&self.latency)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.deferred.write_batch(&self.writer)?;
         let conn = self.writer();

@@ -21,6 +21,8 @@ pub struct TestServer {
     pub shared: Arc<Shared>,
     pub c2s: SocketAddr,
     pub direct_tls: SocketAddr,
+    /// The `kind = "http"` listener, when configured.
+    pub http: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -53,16 +55,34 @@ pub async fn start_server_with(extra: &str) -> TestServer {
         data.display()
     );
     let config = Config::parse(&toml, "test").unwrap();
+    run_config(config, dir).await
+}
+
+/// Write `toml` to `dir/xmppd.toml`, load it as `xmppd serve --config`
+/// does (reload reads it again) and run it. The TOML must name the
+/// listeners (port 0) and a data_dir inside `dir`.
+pub async fn start_server_file(dir: tempfile::TempDir, toml: &str) -> TestServer {
+    let file = dir.path().join("xmppd.toml");
+    std::fs::write(&file, toml).unwrap();
+    let (config, _) = Config::load(Some(&file)).unwrap();
+    let srv = run_config(config, dir).await;
+    srv.shared.config_file.set(file).unwrap();
+    srv
+}
+
+async fn run_config(config: Config, dir: tempfile::TempDir) -> TestServer {
     let store = SqliteStore::open(&config.data_dir).unwrap();
     let server = Server::bind(config, Arc::new(store)).await.unwrap();
     let addrs = server.local_addrs();
-    let c2s = addrs.iter().find(|(k, _)| *k == ListenKind::C2s).unwrap().1;
-    let direct_tls = addrs.iter().find(|(k, _)| *k == ListenKind::C2sDirectTls).unwrap().1;
+    let find = |kind| addrs.iter().find(|(k, _)| *k == kind).map(|a| a.1);
+    let c2s = find(ListenKind::C2s).unwrap();
+    let direct_tls = find(ListenKind::C2sDirectTls).unwrap();
+    let http = find(ListenKind::Http);
     let shared = server.shared.clone();
     let task = tokio::spawn(async move {
         server.run().await.unwrap();
     });
-    TestServer { shared, c2s, direct_tls, dir, task }
+    TestServer { shared, c2s, direct_tls, http, dir, task }
 }
 
 pub async fn start_server() -> TestServer {
@@ -89,6 +109,8 @@ pub struct TestClient {
     tls: Option<tokio_rustls::client::TlsStream<TcpStream>>,
     buf: String,
     pub jid: String,
+    /// The stream's `to` (a served domain).
+    pub domain: String,
 }
 
 pub fn tls_connector(ca: &PathBuf) -> tokio_rustls::TlsConnector {
@@ -111,7 +133,13 @@ pub const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' xml
 impl TestClient {
     pub async fn connect(addr: SocketAddr) -> TestClient {
         let tcp = TcpStream::connect(addr).await.unwrap();
-        TestClient { io: Some(Box::new(tcp)), tls: None, buf: String::new(), jid: String::new() }
+        TestClient {
+            io: Some(Box::new(tcp)),
+            tls: None,
+            buf: String::new(),
+            jid: String::new(),
+            domain: "localhost".into(),
+        }
     }
 
     /// Connect with direct TLS (XEP-0368).
@@ -119,7 +147,7 @@ impl TestClient {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
         let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
-        TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new() }
+        TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new(), domain: "localhost".into() }
     }
 
     fn stream(&mut self) -> &mut (dyn Io + '_) {
@@ -225,14 +253,20 @@ impl TestClient {
 
     /// Open a stream and read the features.
     pub async fn open(&mut self) -> String {
-        self.send(HEADER).await;
+        let header = HEADER.replace("to='localhost'", &format!("to='{}'", self.domain));
+        self.send(&header).await;
         self.expect("</stream:features>").await
     }
 
     /// Connect and negotiate STARTTLS; returns the client and the features after TLS.
     pub async fn connect_starttls(addr: SocketAddr, ca: &PathBuf) -> (TestClient, String) {
+        TestClient::connect_starttls_to(addr, ca, "localhost").await
+    }
+
+    /// [`TestClient::connect_starttls`] to another served domain.
+    pub async fn connect_starttls_to(addr: SocketAddr, ca: &PathBuf, domain: &str) -> (TestClient, String) {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(HEADER.as_bytes()).await.unwrap();
+        tcp.write_all(HEADER.replace("to='localhost'", &format!("to='{domain}'")).as_bytes()).await.unwrap();
         let mut seen = String::new();
         while !seen.contains("</stream:features>") {
             let mut b = [0u8; 4096];
@@ -249,9 +283,10 @@ impl TestClient {
             assert!(n > 0);
             seen.push_str(&String::from_utf8_lossy(&b[..n]));
         }
-        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let name = rustls_pki_types::ServerName::try_from(domain.to_string()).unwrap();
         let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
-        let mut c = TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new() };
+        let mut c =
+            TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new(), domain: domain.into() };
         let f = c.open().await;
         (c, f)
     }

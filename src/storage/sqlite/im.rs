@@ -61,13 +61,14 @@ const UPSERT_ITEM: &str = "INSERT INTO roster_items (host, username, jid, name, 
 const DELETE_ITEM: &str = "DELETE FROM roster_items WHERE host = ?1 AND username = ?2 AND jid = ?3";
 
 const COUNT_OFFLINE: &str = "SELECT COUNT(*) FROM offline_messages WHERE host = ?1 AND username = ?2";
-const INSERT_OFFLINE: &str = "INSERT INTO offline_messages (host, username, stamp, stanza) VALUES (?1, ?2, ?3, ?4)";
+pub(super) const INSERT_OFFLINE: &str =
+    "INSERT INTO offline_messages (host, username, stamp, stanza) VALUES (?1, ?2, ?3, ?4)";
 const SELECT_OFFLINE: &str =
     "SELECT id, stamp, stanza FROM offline_messages WHERE host = ?1 AND username = ?2 ORDER BY id";
 const DELETE_OFFLINE: &str = "DELETE FROM offline_messages WHERE host = ?1 AND username = ?2 AND id <= ?3";
 
 const SELECT_DATA: &str = "SELECT value FROM user_data WHERE host = ?1 AND username = ?2 AND key = ?3";
-const UPSERT_DATA: &str = "INSERT INTO user_data (host, username, key, value) VALUES (?1, ?2, ?3, ?4) \
+pub(super) const UPSERT_DATA: &str = "INSERT INTO user_data (host, username, key, value) VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT (host, username, key) DO UPDATE SET value = excluded.value";
 const DELETE_DATA: &str = "DELETE FROM user_data WHERE host = ?1 AND username = ?2 AND key = ?3";
 
@@ -121,8 +122,25 @@ fn account_exists(tx: &Transaction<'_>, user: &str, host: &str) -> rusqlite::Res
     tx.prepare_cached(ACCOUNT_EXISTS)?.query_row(params![host, user], |r| r.get(0))
 }
 
+/// Insert or replace one roster item (no version change).
+pub(super) fn upsert_item(tx: &Transaction<'_>, user: &str, host: &str, it: &RosterItem) -> rusqlite::Result<usize> {
+    tx.prepare_cached(UPSERT_ITEM)?.execute(params![
+        host,
+        user,
+        it.jid,
+        it.name,
+        it.subscription.as_str(),
+        it.ask_out,
+        it.pending_in,
+        it.pending_in_stanza,
+        it.approved,
+        encode_groups(&it.groups),
+        it.visible,
+    ])
+}
+
 /// Increment (or create at 1) the roster version; returns the new version.
-fn bump_version(tx: &Transaction<'_>, user: &str, host: &str) -> rusqlite::Result<u64> {
+pub(super) fn bump_version(tx: &Transaction<'_>, user: &str, host: &str) -> rusqlite::Result<u64> {
     tx.prepare_cached(BUMP_VERSION)?.query_row(params![host, user], |r| r.get(0))
 }
 
@@ -186,19 +204,7 @@ impl RosterStore for SqliteStore {
 
     fn put_roster_item(&self, user: &str, host: &str, it: &RosterItem) -> Result<u64, StoreError> {
         self.write("writing a roster item of", user, host, |tx| {
-            tx.prepare_cached(UPSERT_ITEM)?.execute(params![
-                host,
-                user,
-                it.jid,
-                it.name,
-                it.subscription.as_str(),
-                it.ask_out,
-                it.pending_in,
-                it.pending_in_stanza,
-                it.approved,
-                encode_groups(&it.groups),
-                it.visible,
-            ])?;
+            upsert_item(tx, user, host, it)?;
             bump_version(tx, user, host).map(Some)
         })
     }
