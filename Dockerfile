@@ -2,8 +2,12 @@
 #
 # xmppd container image.
 #   docker build -t xmppd .
-#   docker run -d --name xmppd -p 5222:5222 -p 5223:5223 -v xmppd-data:/var/lib/xmppd xmppd
-#   docker exec xmppd xmppd ctl register alice localhost PASSWORD
+#   docker run -d --name xmppd -p 5222:5222 -p 5223:5223 -p 127.0.0.1:5280:5280 \
+#     -v xmppd-data:/var/lib/xmppd xmppd
+#   docker exec xmppd xmppd ctl register admin localhost mypassword1
+# Your own configuration: -v ./my.toml:/etc/xmppd/xmppd.toml:ro (else the
+# image's copy of config/xmppd.docker.toml); reload it with
+#   docker kill --signal=HUP xmppd    (or: docker exec xmppd xmppd ctl reload_config)
 # tests/docker_layout.sh checks this file's structure without a Docker engine.
 
 # ---- build stage -----------------------------------------------------------
@@ -26,7 +30,8 @@ RUN apt-get update \
 COPY --from=build /out/xmppd /usr/local/bin/xmppd
 COPY config/xmppd.docker.toml /etc/xmppd/xmppd.toml
 VOLUME /var/lib/xmppd
-EXPOSE 5222 5223
+# 5222 c2s (STARTTLS), 5223 c2s direct TLS (XEP-0368), 5280 HTTP (/metrics).
+EXPOSE 5222 5223 5280
 # Without --config, xmppd reads ./config/xmppd.toml if present, else
 # /etc/xmppd/xmppd.toml: the WORKDIR has no config/, so `xmppd ctl ...` in
 # the container (healthcheck, docker exec) uses the image's config.

@@ -31,21 +31,21 @@ pub struct Metrics {
     /// Process start, for uptime.
     started: Instant,
     /// Client connections accepted (including refused ones).
-    pub connections_accepted: AtomicU64,
+    pub connections_accepted_total: AtomicU64,
     /// Stanzas received from bound clients, by kind.
     stanzas_in: [AtomicU64; 3],
     /// Stanzas written to bound clients, by kind.
     stanzas_out: [AtomicU64; 3],
     /// SASL authentication failures (not counting aborts).
-    pub auth_failures: AtomicU64,
+    pub auth_failures_total: AtomicU64,
     /// Successful SASL authentications.
-    pub auth_successes: AtomicU64,
+    pub auth_successes_total: AtomicU64,
     /// Stanzas not queued because a session's outbound queue was full.
-    pub queue_drops: AtomicU64,
+    pub queue_drops_total: AtomicU64,
     /// Configuration reloads applied.
-    pub reloads: AtomicU64,
+    pub config_reloads_total: AtomicU64,
     /// Configuration reloads refused (the old configuration stays).
-    pub reload_failures: AtomicU64,
+    pub config_reload_failures_total: AtomicU64,
     /// Bound sessions per served host, in `hosts` order.
     sessions: Box<[(String, AtomicI64)]>,
 }
@@ -55,16 +55,34 @@ impl Metrics {
     pub fn new(hosts: &[String]) -> Metrics {
         Metrics {
             started: Instant::now(),
-            connections_accepted: AtomicU64::new(0),
+            connections_accepted_total: AtomicU64::new(0),
             stanzas_in: Default::default(),
             stanzas_out: Default::default(),
-            auth_failures: AtomicU64::new(0),
-            auth_successes: AtomicU64::new(0),
-            queue_drops: AtomicU64::new(0),
-            reloads: AtomicU64::new(0),
-            reload_failures: AtomicU64::new(0),
+            auth_failures_total: AtomicU64::new(0),
+            auth_successes_total: AtomicU64::new(0),
+            queue_drops_total: AtomicU64::new(0),
+            config_reloads_total: AtomicU64::new(0),
+            config_reload_failures_total: AtomicU64::new(0),
             sessions: hosts.iter().map(|h| (h.to_ascii_lowercase(), AtomicI64::new(0))).collect(),
         }
+    }
+
+    /// Add one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Every plain counter: (metric name without `_total`, help, value).
+    /// A new counter is a field above plus one line here.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 6] {
+        [
+            ("xmppd_connections_accepted", "Client connections accepted", &self.connections_accepted_total),
+            ("xmppd_auth_failures", "SASL authentication failures", &self.auth_failures_total),
+            ("xmppd_auth_successes", "Successful SASL authentications", &self.auth_successes_total),
+            ("xmppd_queue_drops", "Stanzas dropped on a full session queue", &self.queue_drops_total),
+            ("xmppd_config_reloads", "Configuration reloads applied", &self.config_reloads_total),
+            ("xmppd_config_reload_failures", "Configuration reloads refused", &self.config_reload_failures_total),
+        ]
     }
 
     /// Time since start.
@@ -170,24 +188,14 @@ pub struct Snapshot {
     pub uptime: f64,
     /// Open client connections.
     pub connections: i64,
-    /// See [`Metrics::connections_accepted`].
-    pub connections_accepted: u64,
+    /// Every plain counter (see [`Metrics::counters`]).
+    pub counters: Vec<(&'static str, &'static str, u64)>,
     /// (host, bound sessions, registered accounts).
     pub hosts: Vec<(String, i64, Option<u64>)>,
     /// In and out by kind.
     pub stanzas_in: [u64; 3],
     /// Out by kind.
     pub stanzas_out: [u64; 3],
-    /// Counters: auth failures, successes, queue drops, reloads, reload failures.
-    pub auth_failures: u64,
-    /// See [`Metrics::auth_successes`].
-    pub auth_successes: u64,
-    /// See [`Metrics::queue_drops`].
-    pub queue_drops: u64,
-    /// See [`Metrics::reloads`].
-    pub reloads: u64,
-    /// See [`Metrics::reload_failures`].
-    pub reload_failures: u64,
     /// Store latency per op.
     pub store: Vec<StoreSnapshot>,
 }
@@ -204,15 +212,10 @@ impl Snapshot {
         let mut s = Snapshot {
             uptime: m.uptime().as_secs_f64(),
             connections: connections as i64,
-            connections_accepted: m.connections_accepted.load(Relaxed),
+            counters: m.counters().iter().map(|(n, h, v)| (*n, *h, v.load(Relaxed))).collect(),
             hosts: m.sessions.iter().map(|(h, n)| (h.clone(), n.load(Relaxed), registered(h))).collect(),
             stanzas_in: load(&m.stanzas_in),
             stanzas_out: load(&m.stanzas_out),
-            auth_failures: m.auth_failures.load(Relaxed),
-            auth_successes: m.auth_successes.load(Relaxed),
-            queue_drops: m.queue_drops.load(Relaxed),
-            reloads: m.reloads.load(Relaxed),
-            reload_failures: m.reload_failures.load(Relaxed),
             store: Vec::new(),
         };
         if let Some(l) = store {
@@ -254,7 +257,6 @@ impl Collector for Snapshot {
     fn encode(&self, mut e: DescriptorEncoder) -> Res {
         gauge(&mut e, "xmppd_uptime_seconds", "Seconds since the server started", self.uptime as i64)?;
         gauge(&mut e, "xmppd_connections", "Open client connections", self.connections)?;
-        counter(&mut e, "xmppd_connections_accepted", "Client connections accepted", self.connections_accepted)?;
         let mut m = e.encode_descriptor("xmppd_sessions", "Bound client sessions by host", None, MetricType::Gauge)?;
         for (h, n, _) in &self.hosts {
             ConstGauge::new(*n).encode(m.encode_family(&[("host", h.as_str())])?)?;
@@ -275,11 +277,9 @@ impl Collector for Snapshot {
                 ConstCounter::new(*n).encode(m.encode_family(&[("kind", *k)])?)?;
             }
         }
-        counter(&mut e, "xmppd_auth_failures", "SASL authentication failures", self.auth_failures)?;
-        counter(&mut e, "xmppd_auth_successes", "Successful SASL authentications", self.auth_successes)?;
-        counter(&mut e, "xmppd_queue_drops", "Stanzas dropped on a full session queue", self.queue_drops)?;
-        counter(&mut e, "xmppd_config_reloads", "Configuration reloads applied", self.reloads)?;
-        counter(&mut e, "xmppd_config_reload_failures", "Configuration reloads refused", self.reload_failures)?;
+        for (name, help, v) in &self.counters {
+            counter(&mut e, name, help, *v)?;
+        }
         if !self.store.is_empty() {
             let mut m = e.encode_descriptor(
                 "xmppd_store_operation_duration_seconds",
@@ -307,7 +307,8 @@ mod tests {
         m.stanza_out_bytes(b"<presence from='x'/>");
         m.stanza_out_bytes(b"<r xmlns='urn:xmpp:sm:3'/>");
         m.session_delta("A.example", 1);
-        m.auth_failures.fetch_add(2, Relaxed);
+        Metrics::inc(&m.auth_failures_total);
+        Metrics::inc(&m.auth_failures_total);
         let l = StoreLatency::default();
         l.read.observe(Duration::from_micros(70));
         l.read.observe(Duration::from_secs(3));

@@ -20,7 +20,6 @@
 use crate::config::{Config, EMBEDDED_DEFAULT};
 use crate::server::Shared;
 use std::fmt::Debug;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// What a reload did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -53,14 +52,14 @@ pub fn reload(shared: &Shared) -> Result<Report, String> {
     let result = parsed.map_err(|e| e.to_string()).and_then(|(c, source)| apply(shared, c, source));
     match &result {
         Ok(r) => {
-            shared.metrics.reloads.fetch_add(1, Relaxed);
+            crate::metrics::Metrics::inc(&shared.metrics.config_reloads_total);
             tracing::info!(source = %r.source, changed = ?r.applied, "configuration reloaded");
             for w in &r.restart_needed {
                 tracing::warn!("configuration reload: {w}");
             }
         }
         Err(e) => {
-            shared.metrics.reload_failures.fetch_add(1, Relaxed);
+            crate::metrics::Metrics::inc(&shared.metrics.config_reload_failures_total);
             tracing::error!("configuration reload refused, nothing changed: {e}");
         }
     }

@@ -194,7 +194,7 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
         };
         let _ = tcp.set_nodelay(true);
         let n = shared.connections.fetch_add(1, Ordering::Relaxed);
-        shared.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::Metrics::inc(&shared.metrics.connections_accepted_total);
         let guard = ConnGuard(shared.clone());
         if n >= shared.config().limits.max_connections {
             tracing::warn!(%peer, "connection limit reached");

@@ -147,7 +147,7 @@ impl SessionHandle {
         let ok = self.tx.try_send(Outbound::Stanza(bytes)).is_ok();
         if !ok {
             if let Some(m) = &self.metrics {
-                m.queue_drops.fetch_add(1, Ordering::Relaxed);
+                Metrics::inc(&m.queue_drops_total);
             }
         }
         ok
@@ -165,6 +165,6 @@ mod tests {
         let h = SessionHandle::new(1, Jid::parse("a@localhost/r").unwrap(), tx).with_metrics(m.clone());
         assert!(h.send(Bytes::from_static(b"<message/>")));
         assert!(!h.send(Bytes::from_static(b"<message/>")));
-        assert_eq!(m.queue_drops.load(Ordering::Relaxed), 1);
+        assert_eq!(m.queue_drops_total.load(Ordering::Relaxed), 1);
     }
 }

@@ -117,6 +117,7 @@ async fn server_iqs() {
     let got = a.expect("</iq>").await;
     assert!(got.contains("category='server'") && got.contains("type='im'"), "{got}");
     let features = [
+        "http://jabber.org/protocol/commands",
         "http://jabber.org/protocol/disco#info",
         "http://jabber.org/protocol/disco#items",
         "jabber:iq:last",

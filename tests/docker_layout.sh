@@ -11,6 +11,12 @@
 #     `xmppd check-config`
 #   - the build stage's command, `cargo build --release --locked`, run on a
 #     copy of exactly what the build stage COPYs (sharing ./target)
+#   - the built binary run as the image runs it, on config/xmppd.docker.toml
+#     (data_dir and ports moved to a temp dir and free loopback ports): it
+#     starts, every listener accepts, /metrics answers, the HEALTHCHECK's
+#     `xmppd ctl status` succeeds (and fails once stopped), the README's
+#     `ctl register admin localhost mypassword1` works, SIGTERM exits 0
+#   - README shows the docker compose commands
 # Ends with the line `N passed, M failed`; exits non-zero if any failed.
 #
 # Env: DOCKER_LAYOUT_SKIP_BUILD=1 skips the cargo build (structure only).
@@ -136,7 +142,7 @@ out("/var/lib/xmppd" in volumes, f"VOLUME /var/lib/xmppd (found {volumes})")
 exposed = set()
 for e in instrs(runtime, "EXPOSE"):
     exposed |= {p.split("/")[0] for p in e.split()}
-out({"5222", "5223"} <= exposed, f"EXPOSE 5222 5223 (found {sorted(exposed)})")
+out({"5222", "5223", "5280"} <= exposed, f"EXPOSE 5222 5223 5280 (found {sorted(exposed)})")
 
 hc = instrs(runtime, "HEALTHCHECK")
 hc_cmd = None
@@ -217,6 +223,9 @@ try:
     listen = {l.get("kind"): l.get("address") for l in cfg.get("listen", [])}
     out(listen.get("c2s") == "0.0.0.0:5222" and listen.get("c2s_direct_tls") == "0.0.0.0:5223",
         f"docker config listens on 0.0.0.0:5222 (c2s) and 0.0.0.0:5223 (c2s_direct_tls) (found {listen})")
+    out(listen.get("http") == "0.0.0.0:5280", f"docker config serves HTTP /metrics on 0.0.0.0:5280 (found {listen})")
+    ports = {a.rsplit(":", 1)[1] for a in listen.values() if a}
+    out(ports <= exposed, f"every port the docker config listens on is EXPOSEd ({sorted(ports)})")
     out(cfg.get("hosts") == ["localhost"], f"docker config hosts = ['localhost'] (found {cfg.get('hosts')})")
 except Exception as e:  # noqa: BLE001
     out(False, f"config/xmppd.docker.toml is valid TOML: {e}")
@@ -226,8 +235,14 @@ if os.path.isfile("docker-compose.yml"):
     dc = read("docker-compose.yml")
     active = "\n".join(l.split(" #")[0] for l in dc.splitlines() if not l.strip().startswith("#"))
     out(re.search(r"^\s+build:\s*\.\s*$", active, re.M) is not None, "docker-compose.yml builds from this Dockerfile")
-    out(all(re.search(rf'^\s+-\s*"?(\d+\.\d+\.\d+\.\d+:)?\d+:{p}"?\s*$', active, re.M) for p in (5222, 5223)),
-        "docker-compose.yml publishes 5222 and 5223")
+    out(all(re.search(rf'^\s+-\s*"?(\d+\.\d+\.\d+\.\d+:)?\d+:{p}"?\s*$', active, re.M) for p in (5222, 5223, 5280)),
+        "docker-compose.yml publishes 5222, 5223 and 5280")
+    out(re.search(r'^\s+-\s*"?127\.0\.0\.1:\d+:5280"?\s*$', active, re.M) is not None,
+        "docker-compose.yml publishes the unauthenticated HTTP port on the host's loopback only")
+    m = re.search(r"^\s+-\s*(\./\S+):/etc/xmppd/xmppd\.toml(:ro)?\s*$", active, re.M)
+    out(m is not None and os.path.isfile(m.group(1)),
+        f"docker-compose.yml mounts an existing config file at /etc/xmppd/xmppd.toml ({m.group(1) if m else None})")
+    out(re.search(r"^\s+xmppd:\s*$", active, re.M) is not None, "docker-compose.yml has the service 'xmppd' (as in `docker compose exec xmppd`)")
     m = re.search(r"^\s+-\s*([A-Za-z0-9_.-]+):/var/lib/xmppd\s*$", active, re.M)
     named = m.group(1) if m else None
     out(named is not None and re.search(rf"^volumes:\s*\n(\s+.*\n)*?\s+{re.escape(named)}:", active + "\n", re.M) is not None,
@@ -300,4 +315,84 @@ for sub in "serve" "ctl"; do
     fail "xmppd $sub --help does not show --config: $(head -c 300 <<<"$out" | tr '\n' ' ')"
   fi
 done
+
+# ------------------------------------------------------------ run as the image would
+# The image's config with data_dir and the listen ports moved to a temporary
+# directory and free loopback ports (the container's 0.0.0.0:5222 etc.).
+RUNDIR="$(mktemp -d "${TMPDIR:-/tmp}/xmppd-docker-run.XXXXXX")"
+CFG="$RUNDIR/xmppd.toml"
+if ! python3 - "$CFG" "$RUNDIR/data" <<'PY'
+import re, socket, sys
+cfg, data = sys.argv[1], sys.argv[2]
+text = open("config/xmppd.docker.toml", encoding="utf-8").read()
+def free(_m):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    return f'address = "127.0.0.1:{port}"'
+text = re.sub(r'address = "0\.0\.0\.0:\d+"', free, text)
+text = text.replace('data_dir = "/var/lib/xmppd"', f'data_dir = "{data}"')
+open(cfg, "w", encoding="utf-8").write(text)
+PY
+then
+  fail "cannot adapt config/xmppd.docker.toml for a local run"
+  finish
+fi
+"$BIN" serve --config "$CFG" >"$RUNDIR/server.log" 2>&1 &
+SRV=$!
+healthy=0
+for _ in $(seq 1 100); do
+  if "$BIN" ctl --config "$CFG" status >/dev/null 2>&1; then healthy=1; break; fi
+  kill -0 "$SRV" 2>/dev/null || break
+  sleep 0.2
+done
+if ((healthy)); then
+  pass "the HEALTHCHECK command (xmppd ctl status) succeeds against xmppd serve on the docker config"
+else
+  fail "xmppd serve on the docker config did not become healthy: $(tail -n 5 "$RUNDIR/server.log" | tr '\n' ' ')"
+fi
+if python3 - "$CFG" <<'PY'
+import socket, sys, tomllib, urllib.request
+cfg = tomllib.load(open(sys.argv[1], "rb"))
+for l in cfg["listen"]:
+    host, port = l["address"].rsplit(":", 1)
+    socket.create_connection((host, int(port)), timeout=5).close()
+    if l["kind"] == "http":
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
+            body = r.read().decode()
+            assert r.status == 200 and "xmppd_uptime_seconds" in body and body.endswith("# EOF\n"), body[:200]
+PY
+then
+  pass "every listener of the docker config accepts connections; /metrics answers"
+else
+  fail "a listener of the docker config does not accept connections or /metrics fails"
+fi
+out="$("$BIN" ctl --config "$CFG" register admin localhost mypassword1 2>&1)"
+if [[ "$out" == "User admin@localhost successfully registered" ]]; then
+  pass "ctl register admin localhost mypassword1 (the README's docker compose exec command)"
+else
+  fail "ctl register on the docker config: $out"
+fi
+kill -TERM "$SRV" 2>/dev/null
+wait "$SRV"
+status=$?
+if [[ $status == 0 ]]; then
+  pass "SIGTERM (docker stop) stops xmppd with exit 0"
+else
+  fail "xmppd exited $status after SIGTERM: $(tail -n 5 "$RUNDIR/server.log" | tr '\n' ' ')"
+fi
+"$BIN" ctl --config "$CFG" status >/dev/null 2>&1
+status=$?
+if [[ $status == 3 ]]; then
+  pass "the HEALTHCHECK command fails (exit 3) once xmppd is down"
+else
+  fail "ctl status exits $status with xmppd down (want 3)"
+fi
+rm -rf "$RUNDIR"
+
+# ------------------------------------------------------------ README
+if grep -qF 'docker compose up -d' README.md \
+  && grep -qF 'docker compose exec xmppd xmppd ctl register admin localhost mypassword1' README.md; then
+  pass "README shows docker compose up -d and docker compose exec xmppd xmppd ctl register admin localhost mypassword1"
+else
+  fail "README lacks the docker compose commands"
+fi
 finish

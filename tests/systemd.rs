@@ -1,6 +1,7 @@
 //! dist/xmppd.service: the unit's settings, `systemd-analyze verify` where
 //! systemd is installed, and Type=notify readiness from the real binary
-//! (READY=1 once serving, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1).
+//! (READY=1 once serving, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1);
+//! JSON logs and a `log.level` changed by that SIGHUP.
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -78,18 +79,38 @@ fn signal(pid: u32, sig: &str) {
     assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
 }
 
+fn config_text(dir: &std::path::Path, level: &str) -> String {
+    format!(
+        "hosts = [\"localhost\"]\ndata_dir = {:?}\n[[listen]]\nkind = \"c2s\"\naddress = \"127.0.0.1:0\"\n\
+         [log]\nformat = \"json\"\nlevel = \"{level}\"\n",
+        dir.join("data")
+    )
+}
+
+/// The JSON log lines written so far, each parsed.
+fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect()
+}
+
+fn messages(lines: &[serde_json::Value], level: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["level"] == level)
+        .map(|l| l["fields"]["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 #[test]
 fn notifies_ready_reloading_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("xmppd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "hosts = [\"localhost\"]\ndata_dir = {:?}\n[[listen]]\nkind = \"c2s\"\naddress = \"127.0.0.1:0\"\n",
-            dir.path().join("data")
-        ),
-    )
-    .unwrap();
+    // Warnings only at first: the INFO lines of the start are not written.
+    std::fs::write(&config, config_text(dir.path(), "warn")).unwrap();
+    let log = dir.path().join("stderr.log");
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -99,7 +120,7 @@ fn notifies_ready_reloading_and_stopping() {
         .env("NOTIFY_SOCKET", &sock_path)
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let ready = recv(&sock);
@@ -108,6 +129,10 @@ fn notifies_ready_reloading_and_stopping() {
     let status = Command::new(BIN).args(["ctl", "--config"]).arg(&config).arg("status").output().unwrap();
     assert!(status.status.success(), "{status:?}");
 
+    assert!(messages(&json_lines(&log), "INFO").is_empty(), "level warn hides INFO");
+
+    // SIGHUP with log.level = "info": the reload's own INFO line is written.
+    std::fs::write(&config, config_text(dir.path(), "info")).unwrap();
     signal(child.id(), "-HUP");
     let reloading = recv(&sock);
     assert!(reloading.lines().any(|l| l == "RELOADING=1"), "{reloading:?}");
@@ -120,4 +145,7 @@ fn notifies_ready_reloading_and_stopping() {
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
     let code = child.wait().unwrap();
     assert!(code.success(), "{code:?}");
+    let info = messages(&json_lines(&log), "INFO");
+    assert!(info.iter().any(|m| m == "configuration reloaded"), "{info:?}");
+    assert!(info.iter().any(|m| m == "stopped"), "{info:?}");
 }

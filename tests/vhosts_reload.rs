@@ -164,7 +164,7 @@ async fn sni_picks_the_host_certificate_and_reload_swaps_it_without_dropping_ses
     assert!(out.stderr.contains("does not match"), "{out:?}");
     assert_eq!(srv.shared.config().limits.max_stanza_size, 100_000, "the running config stays");
     assert_eq!(handshake(&srv, &tls, "a.test").await.0, a2.2);
-    let m = srv.shared.metrics.reload_failures.load(std::sync::atomic::Ordering::Relaxed);
+    let m = srv.shared.metrics.config_reload_failures_total.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(m, 1);
     alice.send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>").await;
     alice.expect("id='p2'").await;

@@ -285,7 +285,7 @@ impl Conn {
                 let body = additional.map(|a| B64.encode(a)).unwrap_or_default();
                 self.write(format!("<success xmlns='{}'>{body}</success>", ns::SASL).as_bytes()).await?;
                 tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
-                self.shared.metrics.auth_successes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::Metrics::inc(&self.shared.metrics.auth_successes_total);
                 self.user = Some(username);
                 // §6.4.6: the stream restarts.
                 self.framer.reset();
@@ -301,7 +301,7 @@ impl Conn {
         self.state = State::Negotiating;
         if f != Failure::Aborted {
             self.auth_failures += 1;
-            self.shared.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::Metrics::inc(&self.shared.metrics.auth_failures_total);
             tracing::info!(conn = self.id, peer = %self.peer, condition = f.condition(), "authentication failed");
         }
         self.write(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition()).as_bytes()).await?;

@@ -75,10 +75,13 @@ impl Config {
         r
     }
 
-    /// Whether the bare JID `jid` (already normalised) administers `domain`.
+    /// Whether the bare JID `jid` (already normalised) administers `domain`:
+    /// listed in the top-level `admins` (every host) or in that host's
+    /// `admins`. The one place the admin check is made.
     pub fn is_admin_of(&self, jid: &crate::jid::Jid, domain: &str) -> bool {
         let bare = jid.to_bare().to_string();
-        self.host_config(domain).is_some_and(|h| h.admins.iter().any(|a| normalized(a).as_deref() == Some(&bare)))
+        let per_host = self.host_config(domain).into_iter().flat_map(|h| h.admins.iter());
+        self.admins.iter().chain(per_host).any(|a| normalized(a).as_deref() == Some(&bare))
     }
 
     /// Whether `jid` administers the domain of its own account.

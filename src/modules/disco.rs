@@ -20,6 +20,12 @@ impl Module for DiscoInfo {
         // XEP-0115 §6.2 caps node `NODE#ver` is the server's own info.
         let mut q = Element::new("query", ns::DISCO_INFO);
         if let Some(node) = req.payload.attr("node") {
+            // Nodes defined by modules (XEP-0050 §2.3 command nodes).
+            if let Some(answer) = ctx.shared.modules.disco_info(node, req, ctx) {
+                q.set_attr("node", node);
+                q.children.extend(answer?.into_iter().map(crate::xml::Node::Element));
+                return Ok(Some(q));
+            }
             if !to_server(req) || node != format!("{CAPS_NODE}#{}", caps_ver(&ctx.shared.modules)) {
                 return Err(StanzaError::ItemNotFound);
             }
@@ -53,7 +59,8 @@ impl Module for DiscoInfo {
     }
 }
 
-/// disco#items (XEP-0030 §4): no items (no components yet).
+/// disco#items (XEP-0030 §4): no items at the root (no components yet);
+/// nodes come from the modules (XEP-0050 §2.2 the commands node).
 pub struct DiscoItems;
 
 impl Module for DiscoItems {
@@ -61,12 +68,15 @@ impl Module for DiscoItems {
         &[ns::DISCO_ITEMS]
     }
 
-    fn handle(&self, req: &IqRequest<'_>, _ctx: &Ctx<'_>) -> IqAnswer {
+    fn handle(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> IqAnswer {
         if req.set {
             return Err(StanzaError::BadRequest);
         }
-        if req.payload.attr("node").is_some() {
-            return Err(StanzaError::ItemNotFound);
+        if let Some(node) = req.payload.attr("node") {
+            let items = ctx.shared.modules.disco_items(node, req, ctx).ok_or(StanzaError::ItemNotFound)??;
+            let mut q = Element::new("query", ns::DISCO_ITEMS).with_attr("node", node);
+            q.children.extend(items.into_iter().map(crate::xml::Node::Element));
+            return Ok(Some(q));
         }
         if !to_server(req) && req.from.to_bare() != req.to.to_bare() {
             return Err(StanzaError::ServiceUnavailable);

@@ -3,7 +3,10 @@
 //! One XEP one file, registered in [`Modules::new`]; disco#info is generated
 //! from the registered list, so it lists exactly what is implemented.
 
+pub mod adhoc;
+pub mod admin;
 pub mod blocking;
+pub mod dataform;
 pub mod disco;
 pub mod last;
 mod ping;
@@ -56,6 +59,26 @@ pub trait Module: Send + Sync {
     }
     /// Answer a request; `Err` becomes a stanza error.
     fn handle(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> IqAnswer;
+    /// The children of a disco#items answer for `node` (XEP-0030 §4.1), if
+    /// this module defines that node.
+    fn disco_items(
+        &self,
+        _node: &str,
+        _req: &IqRequest<'_>,
+        _ctx: &Ctx<'_>,
+    ) -> Option<Result<Vec<Element>, StanzaError>> {
+        None
+    }
+    /// The identities and features of a disco#info answer for `node`
+    /// (XEP-0030 §3.2), if this module defines that node.
+    fn disco_info(
+        &self,
+        _node: &str,
+        _req: &IqRequest<'_>,
+        _ctx: &Ctx<'_>,
+    ) -> Option<Result<Vec<Element>, StanzaError>> {
+        None
+    }
 }
 
 /// The registered modules.
@@ -86,6 +109,7 @@ impl Modules {
                 Box::new(time::Time),
                 Box::new(register::Register),
                 Box::new(blocking::Blocking),
+                Box::new(adhoc::AdHoc::new()),
                 Box::new(crate::im::carbons::Carbons),
                 Box::new(crate::im::offline::OfflineFeature),
             ],
@@ -98,6 +122,26 @@ impl Modules {
         f.sort_unstable();
         f.dedup();
         f
+    }
+
+    /// The first module's answer for a disco node (see [`Module::disco_items`]).
+    pub fn disco_items(
+        &self,
+        node: &str,
+        req: &IqRequest<'_>,
+        ctx: &Ctx<'_>,
+    ) -> Option<Result<Vec<Element>, StanzaError>> {
+        self.list.iter().find_map(|m| m.disco_items(node, req, ctx))
+    }
+
+    /// The first module's answer for a disco node (see [`Module::disco_info`]).
+    pub fn disco_info(
+        &self,
+        node: &str,
+        req: &IqRequest<'_>,
+        ctx: &Ctx<'_>,
+    ) -> Option<Result<Vec<Element>, StanzaError>> {
+        self.list.iter().find_map(|m| m.disco_info(node, req, ctx))
     }
 
     /// Answer an iq get/set addressed to the server or to the requester's

@@ -111,6 +111,11 @@ pub enum StanzaError {
     ServiceUnavailable,
     /// §8.3.3.21 (wait).
     UnexpectedRequest,
+    /// XEP-0050 §4.6: `bad-request` (or `not-allowed` for
+    /// `session-expired`) with this application-specific condition in the
+    /// `http://jabber.org/protocol/commands` namespace: `bad-action`,
+    /// `bad-sessionid`, `malformed-action`, `bad-payload`, `session-expired`.
+    AdHoc(&'static str),
 }
 
 impl StanzaError {
@@ -131,13 +136,19 @@ impl StanzaError {
             StanzaError::ResourceConstraint => ("resource-constraint", "wait"),
             StanzaError::ServiceUnavailable => ("service-unavailable", "cancel"),
             StanzaError::UnexpectedRequest => ("unexpected-request", "wait"),
+            StanzaError::AdHoc("session-expired") => ("not-allowed", "cancel"),
+            StanzaError::AdHoc(_) => ("bad-request", "modify"),
         }
     }
 
     /// The `<error/>` element (§8.3.2).
     pub fn element(self) -> Element {
         let (cond, ty) = self.parts();
-        Element::new("error", ns::CLIENT).with_attr("type", ty).with_child(Element::new(cond, ns::STANZAS))
+        let e = Element::new("error", ns::CLIENT).with_attr("type", ty).with_child(Element::new(cond, ns::STANZAS));
+        match self {
+            StanzaError::AdHoc(app) => e.with_child(Element::new(app, "http://jabber.org/protocol/commands")),
+            _ => e,
+        }
     }
 }
 

@@ -111,11 +111,11 @@ DATA="$TMP/data"
 CFG="$TMP/xmppd.toml"
 mkdir -p "$DATA"
 
-# Two distinct free high ports on 127.0.0.1.
-read -r PORT TLS_PORT < <(python3 - <<'PY'
+# Three distinct free high ports on 127.0.0.1.
+read -r PORT TLS_PORT HTTP_PORT < <(python3 - <<'PY'
 import random, socket
 chosen = []
-while len(chosen) < 2:
+while len(chosen) < 3:
     p = random.randint(20000, 60999)
     if p in chosen:
         continue
@@ -130,11 +130,35 @@ while len(chosen) < 2:
 print(*chosen)
 PY
 )
-note "temp dir $TMP, c2s port $PORT, c2s_direct_tls port $TLS_PORT"
+note "temp dir $TMP, c2s port $PORT, c2s_direct_tls port $TLS_PORT, http port $HTTP_PORT"
+
+# A second virtual host with its own CA and certificate, served by SNI.
+NET=example.net
+NET_CA="$TMP/$NET-ca.pem"
+if ! (cd "$TMP" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=interop CA for $NET" -keyout net-ca-key.pem -out "$NET_CA" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$NET" \
+      -keyout "$NET-key.pem" -out "$NET.csr" &&
+    openssl x509 -req -in "$NET.csr" -CA "$NET_CA" -CAkey net-ca-key.pem -CAcreateserial -days 2 \
+      -extfile <(printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$NET") -out "$NET.pem") \
+    >"$TMP/openssl.log" 2>&1; then
+  fail "openssl: certificate for $NET ($(tr '\n' ' ' <"$TMP/openssl.log"))"
+  summary_and_exit
+fi
 
 cat >"$CFG" <<EOF
-hosts = ["localhost"]
+hosts = ["localhost", "$NET"]
+admins = ["alice@localhost"]
 data_dir = "$DATA"
+
+[host."$NET"]
+cert = "$TMP/$NET.pem"
+key = "$TMP/$NET-key.pem"
+
+[[listen]]
+kind = "http"
+address = "127.0.0.1:$HTTP_PORT"
 
 [[listen]]
 kind = "c2s"
@@ -236,7 +260,7 @@ run_client() { # label command...
   fi
 }
 
-CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client)
+CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client adhoc_slixmpp)
 [[ -n "${INTEROP_ONLY:-}" ]] && read -r -a CLIENTS <<<"$INTEROP_ONLY"
 
 run_named_client() { # name [label-suffix]
@@ -259,6 +283,13 @@ run_named_client() { # name [label-suffix]
       fi
       ;;
     im_xmpp_client) XMPP_TIMEOUT=$IM_TIMEOUT run_client "@xmpp/client IM scenarios${2:-}" node "$HERE/im_xmpp_client.js" ;;
+    adhoc_slixmpp)
+      if [[ -z "$PY" ]]; then
+        fail "slixmpp XEP-0133 ad-hoc commands${2:-}: no python with slixmpp (run tests/interop/setup.sh)"
+      else
+        run_client "slixmpp XEP-0133 ad-hoc commands${2:-}" "$PY" "$HERE/adhoc_slixmpp.py"
+      fi
+      ;;
     *) fail "unknown client script $1" ;;
   esac
 }
@@ -291,6 +322,23 @@ expect_ctl "ctl register of an existing user fails with a conflict" 1 \
 for c in "${CLIENTS[@]}"; do
   run_named_client "$c"
 done
+
+# slixmpp on the second virtual host: it verifies the certificate against
+# $NET's own CA only, so it passes only if SNI picked $NET's certificate.
+if [[ -z "${INTEROP_ONLY:-}" || " $INTEROP_ONLY " == *" vhost "* ]]; then
+  expect_ctl "ctl register alice@$NET" 0 "User alice@$NET successfully registered" register alice "$NET" "$ALICE_PASSWORD"
+  expect_ctl "ctl register bob@$NET" 0 "User bob@$NET successfully registered" register bob "$NET" "$BOB_PASSWORD"
+  if [[ -z "$PY" ]]; then
+    fail "slixmpp chat on $NET: no python with slixmpp (run tests/interop/setup.sh)"
+  else
+    run_client "slixmpp chat on virtual host $NET (its own certificate by SNI)" env XMPP_DOMAIN="$NET" \
+      ALICE_JID="alice@$NET" BOB_JID="bob@$NET" XMPP_CA_FILE="$NET_CA" "$PY" "$HERE/slixmpp_chat.py"
+    run_client "/metrics parses with prometheus_client; sessions back to 0" \
+      "$PY" "$HERE/metrics_check.py" "http://127.0.0.1:$HTTP_PORT/metrics" localhost=0 "$NET=0"
+  fi
+  expect_ctl "ctl stats registeredusers counts both hosts" 0 "$(($(wc -w <<<"$IM_USERS") + 4))" stats registeredusers
+  expect_ctl "ctl stats_host registeredusers $NET" 0 "2" stats_host registeredusers "$NET"
+fi
 
 # ---------------------------------------------------------------- SIGTERM
 if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then

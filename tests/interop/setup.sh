@@ -32,7 +32,7 @@ python_for_interop() {
   # Prints the interpreter that has slixmpp, preferring the venv.
   local py
   for py in "$HERE/.venv/bin/python" python3; do
-    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import slixmpp' >/dev/null 2>&1; then
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import slixmpp, prometheus_client' >/dev/null 2>&1; then
       command -v "$py"
       return 0
     fi
