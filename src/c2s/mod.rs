@@ -8,11 +8,13 @@
 
 mod bound;
 mod negotiate;
+mod shaper;
 pub mod transport;
 
 use crate::config::ListenKind;
+use crate::metrics::Metrics;
 use crate::server::{ConnGuard, Shared};
-use crate::session::{Outbound, SessionHandle};
+use crate::session::{Outbound, OutboundRx, SessionHandle};
 use crate::stanza::StreamError;
 use crate::xml::{Event, Framer};
 use std::future::{poll_fn, Future};
@@ -22,7 +24,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use transport::Transport;
 
@@ -41,6 +42,8 @@ enum Wake {
     Read(std::io::Result<usize>),
     /// A stanza from the outbound queue (`None`: queue closed).
     Outbound(Option<Outbound>),
+    /// A shaper pause ended.
+    Resume,
     /// The timer fired.
     Timer,
 }
@@ -92,7 +95,7 @@ pub(crate) struct Conn {
     /// The bound session.
     pub(crate) session: Option<Arc<SessionHandle>>,
     /// Its outbound queue.
-    pub(crate) rx: Option<mpsc::Receiver<Outbound>>,
+    pub(crate) rx: Option<OutboundRx>,
     /// RFC 6121 §4.6: entities that got directed presence from this session.
     pub(crate) directed: Vec<crate::jid::Jid>,
     /// XEP-0352: the client said it is inactive.
@@ -105,15 +108,21 @@ pub(crate) struct Conn {
     pub(crate) ping_sent: Option<Instant>,
     /// Status text of the client's last unavailable presence (XEP-0012).
     pub(crate) last_status: Option<String>,
+    /// Byte and stanza rate limits on what the client sends.
+    shaper: shaper::Shaper,
+    /// Reading is paused by the shaper until then.
+    pause: Option<Instant>,
 }
 
 /// Serve one accepted connection to its end.
 pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: Arc<Shared>, _guard: ConnGuard) {
-    let (deadline, framer) = {
+    let (deadline, framer, shaper) = {
         let limits = &shared.config().limits;
         (
             Instant::now() + Duration::from_secs(limits.auth_timeout_secs),
-            Framer::new(limits.max_stanza_size, limits.max_depth),
+            Framer::new(limits.max_stanza_size, limits.max_depth)
+                .with_attr_limits(limits.max_attributes, limits.max_attribute_size),
+            shaper::Shaper::from_limits(limits, Instant::now()),
         )
     };
     let mut conn = Conn {
@@ -134,6 +143,8 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         last_rx: Instant::now(),
         ping_sent: None,
         last_status: None,
+        shaper,
+        pause: None,
         shared,
     };
     tracing::debug!(conn = conn.id, %peer, "connected");
@@ -147,16 +158,17 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
     conn.finish(exit).await;
 }
 
-/// Refuse a connection over the limit with `<resource-constraint/>`.
-pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard) {
+/// Refuse a connection over a limit with `<resource-constraint/>`
+/// (RFC 6120 §4.9.3.17) and `why` as text.
+pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard, why: &'static str) {
     let host = shared.config().hosts[0].clone();
     let mut io = Transport::Plain(tcp);
     let text = format!(
         "{}{}</stream:stream>",
         negotiate::header_xml(&host, None, 0),
-        StreamError::ResourceConstraint.to_xml(Some("too many connections"))
+        StreamError::ResourceConstraint.to_xml(Some(why))
     );
-    let _ = tokio::time::timeout(Duration::from_secs(5), io.send(text.as_bytes())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), io.send(text.as_bytes())).await;
 }
 
 impl Conn {
@@ -169,7 +181,23 @@ impl Conn {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
+        // Wakes the loop when a shaper pause ends.
+        let mut resume = std::pin::pin!(tokio::time::sleep_until(deadline));
         loop {
+            // The shaper's pause ran out: process what it left framed (the
+            // stanza shaper stops mid-buffer), then read again.
+            if let Some(t) = self.pause {
+                if t <= Instant::now() {
+                    self.pause = None;
+                    if let Some(exit) = self.process_events().await {
+                        return exit;
+                    }
+                    continue;
+                }
+                if t != resume.deadline() {
+                    resume.as_mut().reset(t);
+                }
+            }
             let bound = matches!(self.state, State::Bound);
             if closing.is_none() {
                 if let Some(s) = self.session.clone() {
@@ -184,6 +212,7 @@ impl Conn {
                     timer.as_mut().reset(w);
                 }
             }
+            let paused = self.pause.is_some();
             let (io, framer, rx) = (&mut self.io, &mut self.framer, &mut self.rx);
             let wake = poll_fn(|cx| {
                 if shutdown.as_mut().poll(cx).is_ready() {
@@ -194,7 +223,13 @@ impl Conn {
                         return Poll::Ready(Wake::Closing);
                     }
                 }
-                if let Poll::Ready(r) = io.poll_read_into(cx, framer) {
+                // While paused, the socket is not polled: the client's data
+                // waits in the kernel and TCP pushes back on it.
+                if paused {
+                    if resume.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Resume);
+                    }
+                } else if let Poll::Ready(r) = io.poll_read_into(cx, framer) {
                     return Poll::Ready(Wake::Read(r));
                 }
                 if let Some(rx) = rx.as_mut() {
@@ -217,9 +252,12 @@ impl Conn {
                     closing = None;
                 }
                 Wake::Read(Ok(0)) => return Exit::Peer,
-                Wake::Read(Ok(_)) => {
+                Wake::Read(Ok(n)) => {
                     self.last_rx = Instant::now();
                     self.ping_sent = None;
+                    if let Some(t) = self.shaper.bytes.take(n as u64, self.last_rx) {
+                        self.pause_until(t);
+                    }
                     if let Some(exit) = self.process_events().await {
                         return exit;
                     }
@@ -231,6 +269,7 @@ impl Conn {
                     }
                 }
                 Wake::Outbound(None) => return Exit::Io,
+                Wake::Resume => {}
                 Wake::Timer => match self.next_timer(bound, deadline) {
                     Some(t) if t <= Instant::now() => {
                         if let Err(e) = self.on_timer(bound).await {
@@ -263,6 +302,7 @@ impl Conn {
 
     async fn on_timer(&mut self, bound: bool) -> Result<(), Exit> {
         if !bound {
+            Metrics::inc(&self.shared.metrics.auth_timeouts_total);
             return Err(Exit::Error(StreamError::ConnectionTimeout, Some("authentication timed out".into())));
         }
         if self.ping_sent.is_some() {
@@ -284,7 +324,7 @@ impl Conn {
     /// record and one `write` (up to [`BATCH_BYTES`]). While the client is
     /// inactive (XEP-0352) presence is held back.
     async fn write_batch(&mut self, first: bytes::Bytes) -> Result<(), Exit> {
-        let next = |rx: &mut Option<mpsc::Receiver<Outbound>>| match rx.as_mut().map(|r| r.try_recv()) {
+        let next = |rx: &mut Option<OutboundRx>| match rx.as_mut().map(|r| r.try_recv()) {
             Some(Ok(Outbound::Stanza(b))) => Some(b),
             _ => None,
         };
@@ -350,11 +390,20 @@ impl Conn {
 
     async fn process_events(&mut self) -> Option<Exit> {
         loop {
+            // The stanza shaper: leave further elements framed (or unread)
+            // until the bucket refills.
+            if let Some(t) = self.shaper.stanzas.ready_at(Instant::now()) {
+                self.pause_until(t);
+                return None;
+            }
             let ev = match self.framer.next_event() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => return None,
                 Err(e) => return Some(e.into()),
             };
+            if matches!(ev, Event::Stanza(_)) {
+                self.shaper.stanzas.take(1, Instant::now());
+            }
             let r = match ev {
                 Event::StreamOpen(tag) => self.on_header(&tag).await,
                 Event::Stanza(bytes) => match self.state {
@@ -370,19 +419,45 @@ impl Conn {
         }
     }
 
+    /// Stop reading until `t` (the shaper ran dry).
+    fn pause_until(&mut self, t: Instant) {
+        if self.pause.map_or(true, |p| p < t) {
+            if self.pause.is_none() {
+                Metrics::inc(&self.shared.metrics.shaper_pauses_total);
+            }
+            self.pause = Some(t);
+        }
+    }
+
     /// Write bytes, bounded in time. Most writes complete at once, and
-    /// those arm no timer.
+    /// those arm no timer. A write blocked by a peer that stopped reading
+    /// ends as soon as the session is told to close (e.g. its queue
+    /// overflowed), so the task unregisters at once rather than after
+    /// `WRITE_TIMEOUT`.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), Exit> {
+        let session = self.session.clone();
         let mut send = std::pin::pin!(self.io.send(data));
         let first = poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
-        let r = match first {
-            Poll::Ready(r) => r,
-            Poll::Pending => match tokio::time::timeout(WRITE_TIMEOUT, send).await {
-                Ok(r) => r,
-                Err(_) => return Err(Exit::Io),
-            },
+        if let Poll::Ready(r) = first {
+            return r.map_err(|_| Exit::Io);
+        }
+        let closing = async {
+            match &session {
+                Some(s) => s.closing.notified().await,
+                None => std::future::pending().await,
+            }
         };
-        r.map_err(|_| Exit::Io)
+        tokio::select! {
+            biased;
+            r = tokio::time::timeout(WRITE_TIMEOUT, send) => match r {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(Exit::Io),
+            },
+            _ = closing => Err(match session.and_then(|s| s.close_reason()) {
+                Some(r) => Exit::Error(r.error, r.text),
+                None => Exit::Io,
+            }),
+        }
     }
 
     /// Close the stream as `exit` says and unregister the session.
@@ -409,9 +484,25 @@ impl Conn {
             }
             Exit::Io => None,
         };
+        match &exit {
+            Exit::Error(StreamError::PolicyViolation, Some(t)) if t == crate::session::QUEUE_FULL => {
+                Metrics::inc(&self.shared.metrics.slow_consumers_closed_total);
+                tracing::info!(conn = self.id, peer = %self.peer, "closing a session that does not read");
+            }
+            // From the framer or a parser (`XmlError`'s texts).
+            Exit::Error(StreamError::NotWellFormed | StreamError::RestrictedXml, _) => {
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
+            }
+            Exit::Error(StreamError::PolicyViolation, Some(t)) if t.starts_with("policy violation: ") => {
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
+            }
+            _ => {}
+        }
         self.unbind();
         if let Some(t) = text {
-            if self.write(t.as_bytes()).await.is_ok() {
+            // A peer that stopped reading gets a short chance at the error.
+            let sent = tokio::time::timeout(Duration::from_secs(5), self.io.send(t.as_bytes())).await;
+            if matches!(sent, Ok(Ok(()))) {
                 let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut self.io))
                     .await;
             }
