@@ -129,6 +129,11 @@ kind = "c2s"
 address = "127.0.0.1:$XMPPD_PORT"
 [limits]
 max_connections = 100000
+max_connections_per_ip = 0
+shaper_bytes_per_sec = 0
+stanzas_per_sec = 0
+max_stanza_size = 1048576
+outbound_queue_bytes = 16777216
 [log]
 level = "warn"
 TOML

@@ -157,12 +157,42 @@ pub struct Auth {
     pub allow_plaintext: bool,
     /// PBKDF2 iterations for newly stored SCRAM credentials.
     pub scram_iterations: u32,
+    /// SASL failures from one source address within `ban_secs` after which
+    /// the address is banned for `ban_secs` (ejabberd mod_fail2ban's
+    /// `c2s_max_auth_failures`); 0 disables banning.
+    pub max_failures_per_ip: u32,
+    /// Ban length and failure-counting window, seconds (mod_fail2ban's
+    /// `c2s_auth_ban_lifetime`).
+    pub ban_secs: u64,
+    /// Base delay before a `<failure/>` is answered, milliseconds; it
+    /// doubles with each further failure of the address or account within
+    /// the window (the first failure is not delayed), capped at ten times
+    /// this value. 0 disables delays.
+    pub failure_delay_ms: u64,
 }
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth { allow_plaintext: false, scram_iterations: 4096 }
+        Auth {
+            allow_plaintext: false,
+            scram_iterations: 4096,
+            max_failures_per_ip: 20,
+            ban_secs: 3600,
+            failure_delay_ms: 500,
+        }
     }
+}
+
+/// `[limits] session_limit`: what happens when an account binds one
+/// resource more than `max_sessions_per_account`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionLimit {
+    /// Close the account's oldest session with `<conflict/>` (what
+    /// ejabberd's `max_user_sessions` does).
+    ReplaceOldest,
+    /// Refuse the new bind with `<resource-constraint/>` (RFC 6120 §7.6.2.1).
+    Refuse,
 }
 
 /// `[limits]`.
@@ -181,6 +211,26 @@ pub struct Limits {
     pub auth_timeout_secs: u64,
     /// SASL failures allowed on one connection before it is closed.
     pub max_auth_failures: u32,
+    /// Most attributes on one element.
+    pub max_attributes: usize,
+    /// Longest attribute value, bytes (as written, before unescaping).
+    pub max_attribute_size: usize,
+    /// Most simultaneous connections from one source address; 0 = no limit.
+    pub max_connections_per_ip: usize,
+    /// Most bound sessions (resources) of one account.
+    pub max_sessions_per_account: usize,
+    /// What a bind beyond `max_sessions_per_account` does.
+    pub session_limit: SessionLimit,
+    /// Bytes queued for one session (besides `outbound_queue` stanzas)
+    /// before it counts as not reading and is closed with `<policy-violation/>`.
+    pub outbound_queue_bytes: usize,
+    /// Per-connection read rate, bytes per second (a token bucket holding
+    /// `max_stanza_size` plus one second's worth, like ejabberd's shapers):
+    /// over it the server stops reading until tokens refill; 0 = off.
+    pub shaper_bytes_per_sec: u64,
+    /// Per-connection stanza rate, stanzas per second (bucket of two
+    /// seconds' worth); over it the server stops reading; 0 = off.
+    pub stanzas_per_sec: u64,
 }
 
 impl Default for Limits {
@@ -192,6 +242,14 @@ impl Default for Limits {
             outbound_queue: 1024,
             auth_timeout_secs: 60,
             max_auth_failures: 3,
+            max_attributes: 64,
+            max_attribute_size: 16 * 1024,
+            max_connections_per_ip: 1000,
+            max_sessions_per_account: 10,
+            session_limit: SessionLimit::ReplaceOldest,
+            outbound_queue_bytes: 2 * 1024 * 1024,
+            shaper_bytes_per_sec: 64 * 1024,
+            stanzas_per_sec: 200,
         }
     }
 }
@@ -263,13 +321,17 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError { origin: origin.to_string(), message };
         let cfg: Config = toml::from_str(text).map_err(|e| {
+            // The line number and, for a value error, the line itself, so
+            // the message names the key.
             let line = e
                 .span()
                 .map(|s| {
-                    format!(
-                        "line {}: ",
-                        text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
-                    )
+                    let at = s.start.min(text.len());
+                    let n = text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+                    match text.lines().nth(n - 1).map(str::trim).filter(|l| l.contains('=')) {
+                        Some(l) => format!("line {n} (`{l}`): "),
+                        None => format!("line {n}: "),
+                    }
                 })
                 .unwrap_or_default();
             err(format!("{line}{}", e.message()))
@@ -302,6 +364,30 @@ impl Config {
         }
         if self.limits.outbound_queue == 0 {
             return Err("key `limits.outbound_queue`: must be at least 1".into());
+        }
+        let l = &self.limits;
+        for (key, v, min) in [
+            ("limits.max_depth", l.max_depth, 1),
+            ("limits.max_attributes", l.max_attributes, 1),
+            ("limits.max_attribute_size", l.max_attribute_size, 64),
+            ("limits.max_sessions_per_account", l.max_sessions_per_account, 1),
+            ("limits.outbound_queue_bytes", l.outbound_queue_bytes, l.max_stanza_size),
+        ] {
+            if v < min {
+                return Err(format!("key `{key}`: must be at least {min}"));
+            }
+        }
+        if l.auth_timeout_secs == 0 {
+            return Err("key `limits.auth_timeout_secs`: must be at least 1".into());
+        }
+        if l.max_auth_failures == 0 {
+            return Err("key `limits.max_auth_failures`: must be at least 1".into());
+        }
+        if l.shaper_bytes_per_sec != 0 && l.shaper_bytes_per_sec < 512 {
+            return Err("key `limits.shaper_bytes_per_sec`: must be 0 (off) or at least 512".into());
+        }
+        if self.auth.max_failures_per_ip != 0 && self.auth.ban_secs == 0 {
+            return Err("key `auth.ban_secs`: must be at least 1 when auth.max_failures_per_ip is set".into());
         }
         if !(1..=1_000_000).contains(&self.auth.scram_iterations) || self.auth.scram_iterations < 4096 {
             return Err("key `auth.scram_iterations`: must be between 4096 and 1000000".into());
@@ -382,5 +468,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("tls.cert"), "{e}");
+    }
+
+    #[test]
+    fn limit_errors_name_the_key() {
+        let base = "hosts=['a']\n[[listen]]\nkind='c2s'\naddress='127.0.0.1:1'\n";
+        for (extra, key) in [
+            ("[limits]\nmax_attributes = 0\n", "limits.max_attributes"),
+            ("[limits]\nshaper_bytes_per_sec = 10\n", "limits.shaper_bytes_per_sec"),
+            ("[limits]\noutbound_queue_bytes = 1000\n", "limits.outbound_queue_bytes"),
+            ("[limits]\nsession_limit = 'bogus'\n", "session_limit"),
+            ("[auth]\nban_secs = 0\n", "auth.ban_secs"),
+        ] {
+            let e = Config::parse(&format!("{base}{extra}"), "t").unwrap_err().to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
     }
 }

@@ -1,10 +1,16 @@
-//! JIDs (RFC 7622): `[node@]domain[/resource]`.
+//! JIDs (RFC 7622): `[node@]domain[/resource]`, validated and normalised
+//! with the PRECIS profiles RFC 7622 names, through the `precis-profiles`
+//! crate (RFC 8264/8265) and `idna` (UTS #46 / IDNA2008 mapping):
+//! - localpart: UsernameCaseMapped (§3.3), minus the characters §3.3.1 forbids;
+//! - domainpart: IDNA to U-labels, lowercased (§3.2), or an IP literal;
+//! - resourcepart: OpaqueString (§3.4).
 //!
-//! Normalisation here is the ASCII subset of the PRECIS profiles: the domain
-//! and the node are case-folded (RFC 7622 §3.2, §3.3 UsernameCaseMapped),
-//! the resource is kept as given (§3.4 OpaqueString). Full PRECIS for
-//! non-ASCII input is the hardening issue's work.
+//! Strings that are printable ASCII take a fast path that gives exactly
+//! what the profiles give for them (ASCII7 is PVALID in both string
+//! classes; case mapping and NFC are then ASCII lowercasing and identity).
 
+use precis_profiles::precis_core::profile::PrecisFastInvocation;
+use precis_profiles::{OpaqueString, UsernameCaseMapped};
 use std::fmt;
 
 /// A parsed, normalised JID.
@@ -23,10 +29,77 @@ pub struct JidError(pub &'static str);
 /// Characters RFC 7622 §3.3.1 forbids in a localpart.
 const NODE_FORBIDDEN: &[char] = &['"', '&', '\'', '/', ':', '<', '>', '@'];
 
+/// RFC 7622 §3.1: each part is at most 1023 bytes once normalised.
+const MAX_PART: usize = 1023;
+
+/// RFC 7622 §3.3: UsernameCaseMapped, then the §3.3.1 exclusions.
+fn localpart(n: &str) -> Result<String, JidError> {
+    let out = if n.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        n.to_ascii_lowercase()
+    } else {
+        UsernameCaseMapped::enforce(n).map_err(|_| JidError("localpart is not a valid username (PRECIS)"))?.into_owned()
+    };
+    if out.is_empty() || out.len() > MAX_PART {
+        return Err(JidError("localpart must be 1 to 1023 bytes"));
+    }
+    if out.contains(NODE_FORBIDDEN) {
+        return Err(JidError("invalid character in localpart"));
+    }
+    Ok(out)
+}
+
+/// RFC 7622 §3.4: OpaqueString.
+fn resourcepart(r: &str) -> Result<String, JidError> {
+    let out = if !r.is_empty() && r.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        r.to_owned()
+    } else {
+        OpaqueString::enforce(r)
+            .map_err(|_| JidError("resourcepart is not a valid opaque string (PRECIS)"))?
+            .into_owned()
+    };
+    if out.is_empty() || out.len() > MAX_PART {
+        return Err(JidError("resourcepart must be 1 to 1023 bytes"));
+    }
+    Ok(out)
+}
+
+/// RFC 7622 §3.2: an IP literal, or a domain name mapped by IDNA to
+/// lowercase U-labels.
+fn domainpart(d: &str) -> Result<String, JidError> {
+    // §3.2: a trailing dot is removed before any other processing.
+    let d = d.strip_suffix('.').unwrap_or(d);
+    if d.is_empty() || d.len() > MAX_PART {
+        return Err(JidError("domainpart must be 1 to 1023 bytes"));
+    }
+    if let Some(v6) = d.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        let ip: std::net::Ipv6Addr = v6.parse().map_err(|_| JidError("bad IPv6 literal in domainpart"))?;
+        return Ok(format!("[{ip}]"));
+    }
+    let ascii = d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    let out = if ascii && !d.split('.').any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--")) {
+        d.to_ascii_lowercase()
+    } else {
+        let (u, r) = idna::domain_to_unicode(d);
+        r.map_err(|_| JidError("domainpart is not a valid domain name (IDNA)"))?;
+        u
+    };
+    if out.is_empty() || out.len() > MAX_PART {
+        return Err(JidError("domainpart must be 1 to 1023 bytes"));
+    }
+    if out.split('.').any(|l| l.is_empty() || l.len() > 63) {
+        return Err(JidError("empty or over-long label in domainpart"));
+    }
+    if out.chars().any(|c| c.is_whitespace() || c.is_control() || "@/<>\"'&:\\[]".contains(c)) {
+        return Err(JidError("invalid character in domainpart"));
+    }
+    Ok(out)
+}
+
 impl Jid {
     /// Parse and normalise.
     pub fn parse(s: &str) -> Result<Jid, JidError> {
-        // RFC 7622 §3.1: the resource is everything after the first '/'.
+        // RFC 7622 §3.1: the resource is everything after the first '/',
+        // the localpart everything before the first '@' ahead of it.
         let (rest, resource) = match s.find('/') {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
@@ -35,40 +108,11 @@ impl Jid {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
         };
-        let domain = domain.strip_suffix('.').unwrap_or(domain);
-        if domain.is_empty() || domain.len() > 1023 {
-            return Err(JidError("domainpart must be 1 to 1023 bytes"));
-        }
-        if domain.chars().any(|c| c.is_whitespace() || c.is_control() || "@/<>\"'&:\\".contains(c))
-            && !(domain.starts_with('[') && domain.ends_with(']'))
-        {
-            return Err(JidError("invalid character in domainpart"));
-        }
-        let node = match node {
-            Some(n) => {
-                if n.is_empty() || n.len() > 1023 {
-                    return Err(JidError("localpart must be 1 to 1023 bytes"));
-                }
-                if n.chars().any(|c| c.is_whitespace() || c.is_control() || NODE_FORBIDDEN.contains(&c)) {
-                    return Err(JidError("invalid character in localpart"));
-                }
-                Some(n.to_lowercase())
-            }
-            None => None,
-        };
-        let resource = match resource {
-            Some(r) => {
-                if r.is_empty() || r.len() > 1023 {
-                    return Err(JidError("resourcepart must be 1 to 1023 bytes"));
-                }
-                if r.chars().any(|c| c.is_control()) {
-                    return Err(JidError("invalid character in resourcepart"));
-                }
-                Some(r.to_string())
-            }
-            None => None,
-        };
-        Ok(Jid { node, domain: domain.to_lowercase(), resource })
+        Ok(Jid {
+            node: node.map(localpart).transpose()?,
+            domain: domainpart(domain)?,
+            resource: resource.map(resourcepart).transpose()?,
+        })
     }
 
     /// Build from parts that are already normalised.
@@ -142,6 +186,43 @@ mod tests {
         for bad in ["", "@x", "a@", "a@b/", "a b@c", "a@b c", "x\"y@z", "a@b@c"] {
             assert!(Jid::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn precis_normalisation() {
+        // UsernameCaseMapped: case folding beyond ASCII, width mapping, NFC.
+        let j = Jid::parse("ÀLICE@Example.COM/Ｂalcony").unwrap();
+        assert_eq!(j.node(), Some("àlice"));
+        assert_eq!(j.resource(), Some("Ｂalcony"), "OpaqueString keeps width and case");
+        assert_eq!(Jid::parse("ＡＢＣ@x").unwrap().node(), Some("abc"), "fullwidth is mapped");
+        assert_eq!(Jid::parse("A\u{30A}ngstrom@x").unwrap(), Jid::parse("\u{e5}ngstrom@x").unwrap(), "NFC");
+        // Non-ASCII spaces in a resource become ASCII spaces (OpaqueString).
+        assert_eq!(Jid::parse("a@x/b\u{3000}c").unwrap().resource(), Some("b c"));
+        // IDNA: A-labels and U-labels are the same domain.
+        assert_eq!(Jid::parse("a@xn--mnchen-3ya.DE").unwrap().domain(), "münchen.de");
+        assert_eq!(Jid::parse("a@MÜNCHEN.de.").unwrap().domain(), "münchen.de");
+        assert_eq!(Jid::parse("[::1]").unwrap().domain(), "[::1]");
+    }
+
+    #[test]
+    fn precis_rejects() {
+        for bad in [
+            "a\u{7}b@x",      // control character
+            "a b@x",          // space is not in IdentifierClass
+            "\u{2000}@x",     // only a space
+            "a@x/\u{7}",      // control in resource
+            "a@x/\u{200b}",   // zero-width space: not in FreeformClass
+            "a@ex ample.com", // space in domain
+            "a@xn--zz.com",   // bad punycode
+            "a@[not-ip]",     // bad IP literal
+            "a@..",           // empty labels
+            "\u{5d0}a@x",     // bidi rule: RTL followed by LTR
+        ] {
+            assert!(Jid::parse(bad).is_err(), "{bad:?}");
+        }
+        let long = "a".repeat(1024);
+        assert!(Jid::parse(&format!("{long}@x")).is_err());
+        assert!(Jid::parse(&format!("a@x/{long}")).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! xmppd: an XMPP server daemon.
 //!
 //! Module map:
+//! - [`abuse`]: connections per address, SASL failure delays and bans (mod_fail2ban).
 //! - [`config`]: TOML configuration, defaults and validation.
 //! - [`jid`]: JID parsing and normalisation (RFC 7622).
 //! - [`xml`]: incremental stream framing over received bytes, element trees, escaping.
@@ -12,6 +13,7 @@
 //! - [`im`]: rosters, subscriptions, presence, offline messages (RFC 6121, XEP-0160).
 //! - [`session`]: the handle a connection registers with the router.
 //! - [`router`]: bare JID → sessions table and RFC 6121 §8 delivery rules.
+//! - [`metrics`]: atomic counters of limits hit, failures, bans.
 //! - [`modules`]: iq handlers addressed to the server (disco, ping, version, roster).
 //! - [`c2s`]: one task per client connection: negotiation and the bound session.
 //! - [`ctl`]: the admin socket (server side) and `xmppd ctl` (client side).
@@ -21,6 +23,7 @@
 //! - [`metrics`]: atomic counters, OpenMetrics encoding for `/metrics`.
 //! - [`http`]: the HTTP listener (hyper): `/metrics`.
 
+pub mod abuse;
 pub mod c2s;
 pub mod certs;
 pub mod config;

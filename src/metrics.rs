@@ -46,6 +46,23 @@ pub struct Metrics {
     pub config_reloads_total: AtomicU64,
     /// Configuration reloads refused (the old configuration stays).
     pub config_reload_failures_total: AtomicU64,
+    /// Connections refused by `max_connections` or `max_connections_per_ip`.
+    pub connections_refused_total: AtomicU64,
+    /// Source addresses banned for too many SASL failures.
+    pub bans_total: AtomicU64,
+    /// Streams closed because their source address was banned.
+    pub banned_streams_total: AtomicU64,
+    /// Streams closed for bad XML (not-well-formed, restricted-xml, or a
+    /// size, depth or attribute limit).
+    pub xml_errors_total: AtomicU64,
+    /// Sessions closed because their outbound queue was full (not reading).
+    pub slow_consumers_closed_total: AtomicU64,
+    /// Times a connection's reading was paused by the byte or stanza shaper.
+    pub shaper_pauses_total: AtomicU64,
+    /// Streams closed for missing the authentication deadline.
+    pub auth_timeouts_total: AtomicU64,
+    /// Binds beyond `max_sessions_per_account` (oldest replaced or refused).
+    pub session_limit_hits_total: AtomicU64,
     /// Bound sessions per served host, in `hosts` order.
     sessions: Box<[(String, AtomicI64)]>,
 }
@@ -63,6 +80,14 @@ impl Metrics {
             queue_drops_total: AtomicU64::new(0),
             config_reloads_total: AtomicU64::new(0),
             config_reload_failures_total: AtomicU64::new(0),
+            connections_refused_total: AtomicU64::new(0),
+            bans_total: AtomicU64::new(0),
+            banned_streams_total: AtomicU64::new(0),
+            xml_errors_total: AtomicU64::new(0),
+            slow_consumers_closed_total: AtomicU64::new(0),
+            shaper_pauses_total: AtomicU64::new(0),
+            auth_timeouts_total: AtomicU64::new(0),
+            session_limit_hits_total: AtomicU64::new(0),
             sessions: hosts.iter().map(|h| (h.to_ascii_lowercase(), AtomicI64::new(0))).collect(),
         }
     }
@@ -74,7 +99,7 @@ impl Metrics {
 
     /// Every plain counter: (metric name without `_total`, help, value).
     /// A new counter is a field above plus one line here.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 6] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 14] {
         [
             ("xmppd_connections_accepted", "Client connections accepted", &self.connections_accepted_total),
             ("xmppd_auth_failures", "SASL authentication failures", &self.auth_failures_total),
@@ -82,6 +107,22 @@ impl Metrics {
             ("xmppd_queue_drops", "Stanzas dropped on a full session queue", &self.queue_drops_total),
             ("xmppd_config_reloads", "Configuration reloads applied", &self.config_reloads_total),
             ("xmppd_config_reload_failures", "Configuration reloads refused", &self.config_reload_failures_total),
+            ("xmppd_connections_refused", "Connections refused by a connection limit", &self.connections_refused_total),
+            ("xmppd_auth_bans", "Source addresses banned for repeated SASL failures", &self.bans_total),
+            ("xmppd_banned_streams", "Streams closed because the source address is banned", &self.banned_streams_total),
+            ("xmppd_xml_errors", "Streams closed for malformed, restricted or oversized XML", &self.xml_errors_total),
+            (
+                "xmppd_slow_consumers_closed",
+                "Sessions closed because they stopped reading",
+                &self.slow_consumers_closed_total,
+            ),
+            (
+                "xmppd_shaper_pauses",
+                "Times reading from a connection was paused by a shaper",
+                &self.shaper_pauses_total,
+            ),
+            ("xmppd_auth_timeouts", "Streams closed for not authenticating in time", &self.auth_timeouts_total),
+            ("xmppd_session_limit_hits", "Binds beyond max_sessions_per_account", &self.session_limit_hits_total),
         ]
     }
 

@@ -4,7 +4,8 @@
 //!
 //! Reloaded: certificates (`[tls]`, `[host."DOMAIN"] cert`/`key`, the
 //! generated one), `[auth]`, `[limits]`, `[registration]`, `[im]`,
-//! `log.level`, and every `[host."DOMAIN"]` table (admins, registration).
+//! `log.level`, `admins`, and every `[host."DOMAIN"]` table (admins,
+//! registration).
 //! New limits apply to new connections and to each check made afterwards
 //! (a session bound before keeps its outbound queue size).
 //!
@@ -106,6 +107,7 @@ pub fn apply(shared: &Shared, mut new: Config, source: String) -> Result<Report,
     }
     for (name, changed) in [
         ("tls", differs(&old.tls, &new.tls)),
+        ("admins", differs(&old.admins, &new.admins)),
         ("auth", differs(&old.auth, &new.auth)),
         ("limits", differs(&old.limits, &new.limits)),
         ("registration", differs(&old.registration, &new.registration)),

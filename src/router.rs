@@ -167,7 +167,7 @@ impl Router {
         let sessions = self.sessions_of(to);
         if to.resource().is_some() {
             if let Some(s) = sessions.iter().find(|s| s.jid == *to) {
-                return deliver(std::slice::from_ref(s), &bytes);
+                return deliver(std::slice::from_ref(s), &bytes, storable(kind, ty));
             }
             // §8.5.3.2: no such resource.
             return match (kind, ty) {
@@ -208,19 +208,19 @@ impl Router {
                 }
                 if ty == "headline" {
                     // §8.5.2.1.1: headline goes to all non-negative resources.
-                    return deliver(&nonneg, &bytes);
+                    return deliver(&nonneg, &bytes, false);
                 }
                 // §8.5.2.1.1: chat/normal go to the highest-priority resource(s).
                 let top = nonneg.iter().map(|s| s.priority()).max().unwrap_or(0);
                 let best: Vec<_> = nonneg.into_iter().filter(|s| s.priority() == top).collect();
-                deliver(&best, &bytes)
+                deliver(&best, &bytes, storable(kind, ty))
             }
             // §8.5.2.1.2: presence goes to every available resource.
             Kind::Presence => {
                 if available.is_empty() {
                     Delivery::Dropped
                 } else {
-                    deliver(&available, &bytes)
+                    deliver(&available, &bytes, false)
                 }
             }
             // §8.5.2.1.3 / §8.5.2.2.3: an iq to a bare JID is the server's to
@@ -233,19 +233,28 @@ impl Router {
     }
 }
 
+/// Chat and normal messages are stored offline when no session takes them
+/// (RFC 6121 §8.5.2.2.1, XEP-0160).
+fn storable(kind: Kind, ty: &str) -> bool {
+    kind == Kind::Message && matches!(ty, "chat" | "normal" | "")
+}
+
 /// Queue to each session. A session whose queue is full is a consumer that
 /// stopped reading: it is closed with `<policy-violation/>` rather than
-/// letting the server buffer without limit.
-fn deliver(targets: &[Arc<SessionHandle>], bytes: &Bytes) -> Delivery {
+/// letting the server buffer without limit. If no session took the stanza,
+/// a storable message goes offline (`offline_ok`), anything else bounces.
+fn deliver(targets: &[Arc<SessionHandle>], bytes: &Bytes, offline_ok: bool) -> Delivery {
     let mut ids = Vec::with_capacity(targets.len());
     for s in targets {
         if s.send(bytes.clone()) {
             ids.push(s.id);
         } else {
-            s.request_close(StreamError::PolicyViolation, Some("outbound queue full".into()));
+            s.request_close(StreamError::PolicyViolation, Some(crate::session::QUEUE_FULL.into()));
         }
     }
-    if ids.is_empty() {
+    if ids.is_empty() && offline_ok {
+        Delivery::Offline
+    } else if ids.is_empty() {
         Delivery::Bounce(StanzaError::ServiceUnavailable)
     } else {
         Delivery::Delivered(ids)
@@ -335,8 +344,9 @@ mod tests {
         for _ in 0..4 {
             r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new());
         }
+        assert_eq!(r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new()), Delivery::Offline);
         assert_eq!(
-            r.route(Kind::Message, "chat", &j("a@x/1"), Bytes::new()),
+            r.route(Kind::Iq, "get", &j("a@x/1"), Bytes::new()),
             Delivery::Bounce(StanzaError::ServiceUnavailable)
         );
         assert_eq!(a.close_reason().unwrap().error, StreamError::PolicyViolation);

@@ -46,6 +46,8 @@ pub struct Shared {
     pub tls: TlsAcceptor,
     /// Cancelled to shut down.
     pub shutdown: CancellationToken,
+    /// Connections per address, SASL failures and bans.
+    pub guard: crate::abuse::Guard,
     /// Connection ids.
     next_id: AtomicU64,
     /// Open client connections.
@@ -124,6 +126,7 @@ impl Server {
             blocklists: crate::modules::blocking::Blocklists::new(),
             tls: TlsAcceptor::from(tls),
             shutdown: CancellationToken::new(),
+            guard: crate::abuse::Guard::default(),
             next_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
         });
@@ -168,12 +171,16 @@ impl Server {
     }
 }
 
-/// Decrements the connection count when a connection task ends.
-pub struct ConnGuard(Arc<Shared>);
+/// Decrements the connection counts (total, and per address when it was
+/// counted) when a connection task ends.
+pub struct ConnGuard(Arc<Shared>, Option<std::net::IpAddr>);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.1 {
+            self.0.guard.disconnect(ip);
+        }
     }
 }
 
@@ -195,10 +202,24 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
         let _ = tcp.set_nodelay(true);
         let n = shared.connections.fetch_add(1, Ordering::Relaxed);
         crate::metrics::Metrics::inc(&shared.metrics.connections_accepted_total);
-        let guard = ConnGuard(shared.clone());
-        if n >= shared.config().limits.max_connections {
-            tracing::warn!(%peer, "connection limit reached");
-            tracker.spawn(crate::c2s::refuse(tcp, shared.clone(), guard));
+        let mut guard = ConnGuard(shared.clone(), None);
+        let config = shared.config();
+        let limits = &config.limits;
+        let refused = if n >= limits.max_connections {
+            Some("too many connections")
+        } else if !shared.guard.connect(peer.ip(), limits.max_connections_per_ip) {
+            Some("too many connections from your address")
+        } else {
+            guard.1 = Some(peer.ip());
+            None
+        };
+        if let Some(why) = refused {
+            // Rate-limited log: one line per refused connection would let a
+            // flood fill the disk.
+            if shared.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+                tracing::warn!(%peer, reason = why, "connection limit reached");
+            }
+            tracker.spawn(crate::c2s::refuse(tcp, shared.clone(), guard, why));
             continue;
         }
         tracker.spawn(crate::c2s::handle(tcp, peer, kind, shared.clone(), guard));

@@ -6,7 +6,7 @@ use crate::jid::Jid;
 use crate::metrics::Metrics;
 use crate::stanza::StreamError;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
 
@@ -15,6 +15,41 @@ use tokio::sync::{mpsc, Notify};
 pub enum Outbound {
     /// Serialised stanza bytes, written as they are.
     Stanza(Bytes),
+}
+
+/// The close text of a session whose outbound queue overflowed (a
+/// recipient that stopped reading).
+pub const QUEUE_FULL: &str = "outbound queue full";
+
+/// The receiving half of a session's outbound queue: stanzas bounded in
+/// number by the channel and in bytes by a counter shared with the
+/// [`SessionHandle`], given back as stanzas are taken.
+#[derive(Debug)]
+pub struct OutboundRx {
+    rx: mpsc::Receiver<Outbound>,
+    /// Bytes queued and not yet taken.
+    queued: Arc<AtomicUsize>,
+}
+
+impl OutboundRx {
+    fn taken(&self, m: &Outbound) {
+        let Outbound::Stanza(b) = m;
+        self.queued.fetch_sub(b.len(), Ordering::Relaxed);
+    }
+
+    /// The next stanza; `None` when every sender is gone.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let m = self.rx.recv().await?;
+        self.taken(&m);
+        Some(m)
+    }
+
+    /// The next stanza if one is queued.
+    pub fn try_recv(&mut self) -> Result<Outbound, mpsc::error::TryRecvError> {
+        let m = self.rx.try_recv()?;
+        self.taken(&m);
+        Ok(m)
+    }
 }
 
 /// Why a session was told to close.
@@ -35,6 +70,10 @@ pub struct SessionHandle {
     pub jid: Jid,
     /// The outbound queue (bounded: `limits.outbound_queue`).
     pub tx: mpsc::Sender<Outbound>,
+    /// Bytes in the outbound queue.
+    queued: Arc<AtomicUsize>,
+    /// Most bytes queued (`limits.outbound_queue_bytes`).
+    max_queued: usize,
     /// RFC 6121 §4.2: the session has sent available presence.
     available: AtomicBool,
     /// RFC 6121 §4.7.2.3: presence priority, -128..=127.
@@ -55,12 +94,25 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// A new, unavailable handle.
+    /// A new, unavailable handle with its outbound queue of at most
+    /// `stanzas` stanzas and `bytes` bytes.
+    pub fn with_queue(id: u64, jid: Jid, stanzas: usize, bytes: usize) -> (SessionHandle, OutboundRx) {
+        let (tx, rx) = mpsc::channel(stanzas);
+        let mut h = SessionHandle::new(id, jid, tx);
+        h.max_queued = bytes;
+        let rx = OutboundRx { rx, queued: h.queued.clone() };
+        (h, rx)
+    }
+
+    /// A new, unavailable handle over a channel, its queue bounded only in
+    /// stanzas (tests).
     pub fn new(id: u64, jid: Jid, tx: mpsc::Sender<Outbound>) -> SessionHandle {
         SessionHandle {
             id,
             jid,
             tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_queued: usize::MAX,
             available: AtomicBool::new(false),
             priority: AtomicI8::new(0),
             interested: AtomicBool::new(false),
@@ -139,21 +191,48 @@ impl SessionHandle {
         self.close.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Queue stanza bytes; `false` if the queue is full or the session gone.
+    /// Queue stanza bytes; `false` if the queue is full (in stanzas or in
+    /// bytes; one stanza always fits an empty queue) or the session gone.
     pub fn send(&self, bytes: Bytes) -> bool {
-        let ok = self.tx.try_send(Outbound::Stanza(bytes)).is_ok();
+        let n = bytes.len();
+        let before = self.queued.fetch_add(n, Ordering::Relaxed);
+        let ok = if before > 0 && before.saturating_add(n) > self.max_queued {
+            false
+        } else {
+            self.tx.try_send(Outbound::Stanza(bytes)).is_ok()
+        };
         if !ok {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
             if let Some(m) = &self.metrics {
                 Metrics::inc(&m.queue_drops_total);
             }
         }
         ok
     }
+
+    /// Bytes waiting in the outbound queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn queue_is_bounded_in_bytes() {
+        let (h, mut rx) = SessionHandle::with_queue(1, Jid::parse("a@x/r").unwrap(), 100, 10);
+        assert!(h.send(Bytes::from_static(b"123456")));
+        assert!(!h.send(Bytes::from_static(b"123456")), "12 bytes > 10");
+        assert!(h.send(Bytes::from_static(b"1234")));
+        assert_eq!(h.queued_bytes(), 10);
+        rx.recv().await.unwrap();
+        assert_eq!(h.queued_bytes(), 4);
+        assert!(rx.try_recv().is_ok());
+        assert_eq!(h.queued_bytes(), 0);
+        assert!(h.send(Bytes::from(vec![b'x'; 50])), "one big stanza fits an empty queue");
+    }
 
     #[test]
     fn a_full_queue_counts_a_drop() {

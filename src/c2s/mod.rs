@@ -8,18 +8,19 @@
 
 mod bound;
 mod negotiate;
+mod shaper;
 pub mod transport;
 
 use crate::config::ListenKind;
+use crate::metrics::Metrics;
 use crate::server::{ConnGuard, Shared};
-use crate::session::{Outbound, SessionHandle};
+use crate::session::{Outbound, OutboundRx, SessionHandle};
 use crate::stanza::StreamError;
 use crate::xml::{Event, Framer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use transport::{ReadOutcome, Transport};
 
@@ -73,7 +74,7 @@ pub(crate) struct Conn {
     /// The bound session.
     pub(crate) session: Option<Arc<SessionHandle>>,
     /// Its outbound queue.
-    pub(crate) rx: Option<mpsc::Receiver<Outbound>>,
+    pub(crate) rx: Option<OutboundRx>,
     /// RFC 6121 §4.6: entities that got directed presence from this session.
     pub(crate) directed: Vec<crate::jid::Jid>,
     /// XEP-0352: the client said it is inactive.
@@ -86,15 +87,21 @@ pub(crate) struct Conn {
     pub(crate) ping_sent: Option<Instant>,
     /// Status text of the client's last unavailable presence (XEP-0012).
     pub(crate) last_status: Option<String>,
+    /// Byte and stanza rate limits on what the client sends.
+    shaper: shaper::Shaper,
+    /// Reading is paused by the shaper until then.
+    pause: Option<Instant>,
 }
 
 /// Serve one accepted connection to its end.
 pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: Arc<Shared>, _guard: ConnGuard) {
-    let (deadline, framer) = {
+    let (deadline, framer, shaper) = {
         let limits = &shared.config().limits;
         (
             Instant::now() + Duration::from_secs(limits.auth_timeout_secs),
-            Framer::new(limits.max_stanza_size, limits.max_depth),
+            Framer::new(limits.max_stanza_size, limits.max_depth)
+                .with_attr_limits(limits.max_attributes, limits.max_attribute_size),
+            shaper::Shaper::from_limits(limits, Instant::now()),
         )
     };
     let mut conn = Conn {
@@ -115,6 +122,8 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         last_rx: Instant::now(),
         ping_sent: None,
         last_status: None,
+        shaper,
+        pause: None,
         shared,
     };
     tracing::debug!(conn = conn.id, %peer, "connected");
@@ -128,30 +137,39 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
     conn.finish(exit).await;
 }
 
-/// Refuse a connection over the limit with `<resource-constraint/>`.
-pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard) {
+/// Refuse a connection over a limit with `<resource-constraint/>`
+/// (RFC 6120 §4.9.3.17) and `why` as text.
+pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard, why: &'static str) {
     let host = shared.config().hosts[0].clone();
     let mut io = Transport::Plain(tcp);
     let text = format!(
         "{}{}</stream:stream>",
         negotiate::header_xml(&host, None, 0),
-        StreamError::ResourceConstraint.to_xml(Some("too many connections"))
+        StreamError::ResourceConstraint.to_xml(Some(why))
     );
-    let _ = tokio::time::timeout(Duration::from_secs(5), io.send(text.as_bytes())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), io.send(text.as_bytes())).await;
 }
 
 impl Conn {
     async fn run(&mut self, deadline: Instant) -> Exit {
         let shutdown = self.shared.shutdown.clone();
         loop {
-            // Drain what is readable now.
+            // Process what is framed, then drain what is readable now,
+            // unless the shaper paused reading.
             loop {
+                if let Some(exit) = self.process_events().await {
+                    return exit;
+                }
+                if self.pause.is_some_and(|t| t > Instant::now()) {
+                    break;
+                }
+                self.pause = None;
                 match self.io.read_now(&mut self.framer).await {
-                    Ok(ReadOutcome::Data(_)) => {
+                    Ok(ReadOutcome::Data(n)) => {
                         self.last_rx = Instant::now();
                         self.ping_sent = None;
-                        if let Some(exit) = self.process_events().await {
-                            return exit;
+                        if let Some(t) = self.shaper.bytes.take(n as u64, self.last_rx) {
+                            self.pause_until(t);
                         }
                     }
                     Ok(ReadOutcome::Eof) => return Exit::Peer,
@@ -170,6 +188,18 @@ impl Conn {
             };
             let rx = &mut self.rx;
             let io = &self.io;
+            let pause = self.pause;
+            // While paused, the socket is not polled: the client's data
+            // waits in the kernel and TCP pushes back on it.
+            let readable = async {
+                match pause {
+                    Some(t) => {
+                        tokio::time::sleep_until(t).await;
+                        Ok(())
+                    }
+                    None => io.readable().await,
+                }
+            };
             let outbound = async {
                 match rx.as_mut() {
                     Some(rx) => rx.recv().await,
@@ -190,7 +220,7 @@ impl Conn {
                         return Exit::Error(r.error, r.text);
                     }
                 }
-                r = io.readable() => if r.is_err() { return Exit::Io },
+                r = readable => if r.is_err() { return Exit::Io },
                 m = outbound => match m {
                     Some(Outbound::Stanza(b)) => {
                         if let Err(e) = self.write_batch(b).await {
@@ -227,6 +257,7 @@ impl Conn {
 
     async fn on_timer(&mut self, bound: bool) -> Result<(), Exit> {
         if !bound {
+            Metrics::inc(&self.shared.metrics.auth_timeouts_total);
             return Err(Exit::Error(StreamError::ConnectionTimeout, Some("authentication timed out".into())));
         }
         if self.ping_sent.is_some() {
@@ -302,11 +333,20 @@ impl Conn {
 
     async fn process_events(&mut self) -> Option<Exit> {
         loop {
+            // The stanza shaper: leave further elements framed (or unread)
+            // until the bucket refills.
+            if let Some(t) = self.shaper.stanzas.ready_at(Instant::now()) {
+                self.pause_until(t);
+                return None;
+            }
             let ev = match self.framer.next_event() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => return None,
                 Err(e) => return Some(e.into()),
             };
+            if matches!(ev, Event::Stanza(_)) {
+                self.shaper.stanzas.take(1, Instant::now());
+            }
             let r = match ev {
                 Event::StreamOpen(tag) => self.on_header(&tag).await,
                 Event::Stanza(bytes) => match self.state {
@@ -322,11 +362,38 @@ impl Conn {
         }
     }
 
+    /// Stop reading until `t` (the shaper ran dry).
+    fn pause_until(&mut self, t: Instant) {
+        if self.pause.map_or(true, |p| p < t) {
+            if self.pause.is_none() {
+                Metrics::inc(&self.shared.metrics.shaper_pauses_total);
+            }
+            self.pause = Some(t);
+        }
+    }
+
     /// Write bytes, bounded in time.
+    /// A write blocked by a peer that stopped reading ends as soon as the
+    /// session is told to close (e.g. its queue overflowed), so the task
+    /// unregisters at once rather than after `WRITE_TIMEOUT`.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), Exit> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.io.send(data)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Exit::Io),
+        let session = self.session.clone();
+        let closing = async {
+            match &session {
+                Some(s) => s.closing.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            r = tokio::time::timeout(WRITE_TIMEOUT, self.io.send(data)) => match r {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(Exit::Io),
+            },
+            _ = closing => Err(match session.and_then(|s| s.close_reason()) {
+                Some(r) => Exit::Error(r.error, r.text),
+                None => Exit::Io,
+            }),
         }
     }
 
@@ -354,9 +421,25 @@ impl Conn {
             }
             Exit::Io => None,
         };
+        match &exit {
+            Exit::Error(StreamError::PolicyViolation, Some(t)) if t == crate::session::QUEUE_FULL => {
+                Metrics::inc(&self.shared.metrics.slow_consumers_closed_total);
+                tracing::info!(conn = self.id, peer = %self.peer, "closing a session that does not read");
+            }
+            // From the framer or a parser (`XmlError`'s texts).
+            Exit::Error(StreamError::NotWellFormed | StreamError::RestrictedXml, _) => {
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
+            }
+            Exit::Error(StreamError::PolicyViolation, Some(t)) if t.starts_with("policy violation: ") => {
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
+            }
+            _ => {}
+        }
         self.unbind();
         if let Some(t) = text {
-            if self.write(t.as_bytes()).await.is_ok() {
+            // A peer that stopped reading gets a short chance at the error.
+            let sent = tokio::time::timeout(Duration::from_secs(5), self.io.send(t.as_bytes())).await;
+            if matches!(sent, Ok(Ok(()))) {
                 let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut self.io))
                     .await;
             }

@@ -3,7 +3,9 @@
 
 use super::transport::Transport;
 use super::{Conn, Exit, State};
+use crate::config::SessionLimit;
 use crate::jid::Jid;
+use crate::metrics::Metrics;
 use crate::sasl::{Context, Failure, Mechanism, SaslSession, Step};
 use crate::session::SessionHandle;
 use crate::stanza::{StanzaError, StreamError};
@@ -13,7 +15,6 @@ use quick_xml::events::{BytesStart, Event as QEvent};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -79,6 +80,7 @@ impl Conn {
     /// ours and the features for this stage.
     pub(super) async fn on_header(&mut self, tag: &[u8]) -> Result<(), Exit> {
         self.header_sent = false;
+        self.check_ban()?;
         let (name, attrs) = header_attrs(tag)?;
         let get = |k: &str| attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         // §4.8.1: the stream element is `stream` in the streams namespace.
@@ -226,7 +228,21 @@ impl Conn {
         Ok(())
     }
 
+    /// A banned address (too many SASL failures, see [`crate::abuse`]) gets
+    /// `<policy-violation/>` with a text saying so, like ejabberd's
+    /// mod_fail2ban.
+    fn check_ban(&self) -> Result<(), Exit> {
+        let Some(left) = self.shared.guard.banned(self.peer.ip(), Instant::now()) else { return Ok(()) };
+        Metrics::inc(&self.shared.metrics.banned_streams_total);
+        let secs = left.as_secs().max(1);
+        Err(Exit::Error(
+            StreamError::PolicyViolation,
+            Some(format!("too many authentication failures from your address; try again in {secs} seconds")),
+        ))
+    }
+
     async fn on_auth(&mut self, el: &Element) -> Result<(), Exit> {
+        self.check_ban()?;
         let mech = el.attr("mechanism").and_then(Mechanism::from_name);
         let secure = self.io.is_tls();
         if !secure && !self.shared.config().auth.allow_plaintext {
@@ -281,7 +297,8 @@ impl Conn {
                 let body = additional.map(|a| B64.encode(a)).unwrap_or_default();
                 self.write(format!("<success xmlns='{}'>{body}</success>", ns::SASL).as_bytes()).await?;
                 tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
-                crate::metrics::Metrics::inc(&self.shared.metrics.auth_successes_total);
+                Metrics::inc(&self.shared.metrics.auth_successes_total);
+                self.shared.guard.success(&format!("{username}@{}", self.host));
                 self.user = Some(username);
                 // §6.4.6: the stream restarts.
                 self.framer.reset();
@@ -292,15 +309,44 @@ impl Conn {
         }
     }
 
-    /// §6.4.5: `<failure/>`; after too many, the connection is closed.
+    /// §6.4.5: `<failure/>`, after a delay that grows with the failures of
+    /// the address and the account (see [`crate::abuse`]); after too many
+    /// on this connection it is closed, and an address with too many in
+    /// the window is banned.
     async fn sasl_failure(&mut self, f: Failure) -> Result<(), Exit> {
+        let account = match &self.state {
+            State::Sasl(s) => s.attempted_user().map(|u| format!("{u}@{}", self.host)),
+            _ => None,
+        };
         self.state = State::Negotiating;
+        let mut banned = false;
         if f != Failure::Aborted {
             self.auth_failures += 1;
-            crate::metrics::Metrics::inc(&self.shared.metrics.auth_failures_total);
-            tracing::info!(conn = self.id, peer = %self.peer, condition = f.condition(), "authentication failed");
+            Metrics::inc(&self.shared.metrics.auth_failures_total);
+            let config = self.shared.config();
+            let auth = &config.auth;
+            let o = self.shared.guard.failure(auth, self.peer.ip(), account.as_deref(), Instant::now());
+            tracing::info!(
+                conn = self.id,
+                peer = %self.peer,
+                account = account.as_deref(),
+                condition = f.condition(),
+                delay_ms = o.delay.as_millis() as u64,
+                "authentication failed"
+            );
+            if o.banned {
+                banned = true;
+                Metrics::inc(&self.shared.metrics.bans_total);
+                tracing::warn!(peer = %self.peer, ban_secs = auth.ban_secs, "address banned after repeated authentication failures");
+            }
+            if !o.delay.is_zero() {
+                tokio::time::sleep(o.delay).await;
+            }
         }
         self.write(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition()).as_bytes()).await?;
+        if banned {
+            self.check_ban()?;
+        }
         if self.auth_failures >= self.shared.config().limits.max_auth_failures {
             return Err(Exit::Error(StreamError::PolicyViolation, Some("too many authentication failures".into())));
         }
@@ -318,7 +364,17 @@ impl Conn {
             let reply = crate::stanza::iq_result(&id, None, "", None);
             return self.write(reply.as_bytes()).await;
         }
-        // RFC 6120 §7.1: nothing else before binding.
+        // RFC 6120 §7.1: before binding, a stanza to anyone but the server
+        // is not processed and the stream is closed with <not-authorized/>.
+        let to_server = match el.attr("to") {
+            None => el.name == "iq",
+            Some(t) => {
+                Jid::parse(t).is_ok_and(|j| j.node().is_none() && j.resource().is_none() && j.domain() == self.host)
+            }
+        };
+        if !to_server {
+            return Err(Exit::Error(StreamError::NotAuthorized, Some("bind a resource first".into())));
+        }
         let head = StanzaHead::parse(bytes, ns::CLIENT)?;
         if el.name == "iq" && matches!(el.attr("type"), Some("get" | "set")) {
             let reply = crate::stanza::error_reply(&head, &self.host, "", StanzaError::NotAuthorized);
@@ -352,8 +408,32 @@ impl Conn {
                 return self.write(&reply).await;
             }
         };
-        let (tx, rx) = mpsc::channel(self.shared.config().limits.outbound_queue);
-        let handle = Arc::new(SessionHandle::new(self.id, jid.clone(), tx).with_metrics(self.shared.metrics.clone()));
+        let config = self.shared.config();
+        let limits = &config.limits;
+        // Max sessions per account: ejabberd's max_user_sessions closes the
+        // oldest; `refuse` answers RFC 6120 §7.6.2.1 <resource-constraint/>.
+        let mut others: Vec<_> = self.shared.router.sessions_of(&jid).into_iter().filter(|s| s.jid != jid).collect();
+        if others.len() >= limits.max_sessions_per_account {
+            Metrics::inc(&self.shared.metrics.session_limit_hits_total);
+            if limits.session_limit == SessionLimit::Refuse {
+                let head = StanzaHead {
+                    name: "iq".into(),
+                    ns: ns::CLIENT.into(),
+                    attrs: vec![("id".into(), id.into())],
+                    head_len: 0,
+                    empty: true,
+                };
+                let reply = crate::stanza::error_reply(&head, &self.host, "", StanzaError::ResourceConstraint);
+                return self.write(&reply).await;
+            }
+            others.sort_by_key(|s| s.id);
+            for old in &others[..=others.len() - limits.max_sessions_per_account] {
+                old.request_close(StreamError::Conflict, Some("replaced: too many sessions for this account".into()));
+            }
+        }
+        let (handle, rx) =
+            SessionHandle::with_queue(self.id, jid.clone(), limits.outbound_queue, limits.outbound_queue_bytes);
+        let handle = Arc::new(handle.with_metrics(self.shared.metrics.clone()));
         self.shared.metrics.session_delta(&self.host, 1);
         if let Some(old) = self.shared.router.bind(handle.clone()) {
             old.request_close(StreamError::Conflict, Some("replaced by a new connection".into()));

@@ -155,12 +155,22 @@ pub struct SaslSession {
     /// Forced server nonce (tests); a fresh random one otherwise.
     server_nonce: Option<String>,
     authzid: Option<String>,
+    /// The normalised username the client tried, once known.
+    attempted: Option<String>,
 }
 
 impl SaslSession {
     /// Start an exchange for `mech`.
     pub fn new(mech: Mechanism, ctx: Context) -> SaslSession {
-        SaslSession { mech, ctx, state: State::Start, prompted: false, server_nonce: None, authzid: None }
+        SaslSession {
+            mech,
+            ctx,
+            state: State::Start,
+            prompted: false,
+            server_nonce: None,
+            authzid: None,
+            attempted: None,
+        }
     }
 
     /// Like [`SaslSession::new`] with a fixed SCRAM server nonce (RFC test vectors).
@@ -181,6 +191,13 @@ impl SaslSession {
         self.authzid.as_deref()
     }
 
+    /// The (normalised) username the client tried to authenticate as, once
+    /// the exchange got that far, whether or not the account exists; for
+    /// counting failures per account.
+    pub fn attempted_user(&self) -> Option<&str> {
+        self.attempted.as_deref()
+    }
+
     /// Feed the client's (already base64-decoded) message. `lookup` returns
     /// the stored credentials of a (SASLprep'd, lowercased) local part.
     pub fn step(&mut self, input: &[u8], lookup: &mut dyn FnMut(&str) -> Option<Credentials>) -> Step {
@@ -194,15 +211,19 @@ impl SaslSession {
                 Step::Challenge(Vec::new())
             }
             State::Start => match self.mech.hash() {
-                None => match plain::authenticate(input, lookup) {
-                    Ok(ok) => self.succeed(ok.username, ok.authzid, None),
-                    Err(f) => Step::Failure(f),
-                },
+                None => {
+                    self.attempted = plain::authcid(input);
+                    match plain::authenticate(input, lookup) {
+                        Ok(ok) => self.succeed(ok.username, ok.authzid, None),
+                        Err(f) => Step::Failure(f),
+                    }
+                }
                 Some(hash) => {
                     let nonce = self.server_nonce.take().unwrap_or_else(new_nonce);
                     let exporter = self.ctx.tls_exporter.as_deref();
                     match scram::ScramServer::start(hash, self.mech.is_plus(), exporter, input, lookup, &nonce) {
                         Ok(server) => {
+                            self.attempted = server.attempted.clone();
                             let first = server.server_first().as_bytes().to_vec();
                             self.state = State::ScramFinal(Box::new(server));
                             Step::Challenge(first)

@@ -10,6 +10,12 @@ pub(crate) struct Authenticated {
     pub(crate) authzid: Option<String>,
 }
 
+/// The normalised authcid of a PLAIN message, if it has one.
+pub(crate) fn authcid(input: &[u8]) -> Option<String> {
+    let name = input.split(|&b| b == 0).nth(1)?;
+    crate::jid::normalize_node(std::str::from_utf8(name).ok()?).ok()
+}
+
 /// Check `authzid NUL authcid NUL passwd`.
 pub(crate) fn authenticate(
     input: &[u8],

@@ -32,6 +32,8 @@ pub(crate) struct ScramServer {
     keys: ScramKeys,
     /// Normalised localpart; `None` when it is malformed or unknown.
     username: Option<String>,
+    /// Normalised localpart as sent, known or not (failure accounting).
+    pub(crate) attempted: Option<String>,
     authzid: Option<String>,
 }
 
@@ -160,6 +162,7 @@ impl ScramServer {
             server_first,
             nonce,
             keys,
+            attempted: user.clone(),
             username: user.filter(|_| known),
             authzid,
         })

@@ -69,7 +69,18 @@ pub struct Framer {
     closed: bool,
     max_stanza: usize,
     max_depth: usize,
+    /// Attributes seen in the current tag (opening quotes counted).
+    attrs: usize,
+    /// Bytes of the current attribute value.
+    attr_len: usize,
+    max_attrs: usize,
+    max_attr_size: usize,
 }
+
+/// Default for [`Framer::with_attr_limits`]: attributes per element.
+pub const DEFAULT_MAX_ATTRS: usize = 64;
+/// Default for [`Framer::with_attr_limits`]: bytes per attribute value.
+pub const DEFAULT_MAX_ATTR_SIZE: usize = 16 * 1024;
 
 const CDATA: &[u8] = b"[CDATA[";
 
@@ -89,12 +100,24 @@ impl Framer {
             closed: false,
             max_stanza,
             max_depth,
+            attrs: 0,
+            attr_len: 0,
+            max_attrs: DEFAULT_MAX_ATTRS,
+            max_attr_size: DEFAULT_MAX_ATTR_SIZE,
         }
+    }
+
+    /// Limit attributes per element and bytes per attribute value (as
+    /// written); beyond either the stream gets `<policy-violation/>`.
+    pub fn with_attr_limits(mut self, max_attrs: usize, max_attr_size: usize) -> Framer {
+        self.max_attrs = max_attrs;
+        self.max_attr_size = max_attr_size;
+        self
     }
 
     /// Forget everything: a stream restart (RFC 6120 §5.4.3.3, §6.4.6).
     pub fn reset(&mut self) {
-        *self = Framer::new(self.max_stanza, self.max_depth);
+        *self = Framer::new(self.max_stanza, self.max_depth).with_attr_limits(self.max_attrs, self.max_attr_size);
     }
 
     /// Bytes held (partial element), for memory accounting.
@@ -168,6 +191,7 @@ impl Framer {
             State::Text => {
                 if b == b'<' {
                     self.tag_start = i;
+                    self.attrs = 0;
                     self.state = State::Lt;
                 } else if self.depth <= 1 {
                     if !b.is_ascii_whitespace() {
@@ -210,8 +234,18 @@ impl Framer {
                         self.state = State::Tag { quote: 0, end, slash: false };
                     } else if b == b'<' {
                         return Err(XmlError::NotWellFormed("'<' in attribute value"));
+                    } else {
+                        self.attr_len += 1;
+                        if self.attr_len > self.max_attr_size {
+                            return Err(XmlError::PolicyViolation("attribute value too long"));
+                        }
                     }
                 } else if b == b'"' || b == b'\'' {
+                    self.attrs += 1;
+                    self.attr_len = 0;
+                    if self.attrs > self.max_attrs {
+                        return Err(XmlError::PolicyViolation("too many attributes"));
+                    }
                     self.state = State::Tag { quote: b, end, slash: false };
                 } else if b == b'<' {
                     return Err(XmlError::NotWellFormed("'<' inside a tag"));
@@ -392,5 +426,47 @@ mod tests {
         f.feed(b"<stream:stream ");
         f.feed(&[b' '; 2000]);
         assert!(matches!(all(&mut f), Err(XmlError::PolicyViolation(_))));
+    }
+
+    #[test]
+    fn enforces_attribute_limits() {
+        let mut f = Framer::new(1 << 20, 16).with_attr_limits(3, 8);
+        f.feed(b"<stream:stream a='1' b=\"2\" c='3'><m x='12345678'/>");
+        assert_eq!(all(&mut f).unwrap().len(), 2, "at the limits");
+        f.feed(b"<m a='1' b='2' c='3' d='4'/>");
+        assert_eq!(all(&mut f), Err(XmlError::PolicyViolation("too many attributes")));
+        let mut f = Framer::new(1 << 20, 16).with_attr_limits(3, 8);
+        f.feed(b"<stream:stream><m x='123456789'/>");
+        assert_eq!(all(&mut f), Err(XmlError::PolicyViolation("attribute value too long")));
+        // The limits survive a stream restart.
+        let mut f = Framer::new(1 << 20, 16).with_attr_limits(1, 8);
+        f.reset();
+        f.feed(b"<stream:stream a='1' b='2'>");
+        assert_eq!(all(&mut f), Err(XmlError::PolicyViolation("too many attributes")));
+    }
+
+    #[test]
+    fn huge_text_and_endless_tags_stay_bounded() {
+        // A text node without '<', a start tag that never ends, endless
+        // attributes: each is cut at the stanza size, holding no more.
+        let attrs: Vec<u8> = b" a='b'".iter().cycle().take(6 * 1000).copied().collect();
+        for (head, filler) in [
+            (&b"<stream:stream><message><body>"[..], vec![b'x'; 16 * 1024]),
+            (b"<stream:stream><message to='a@b' ", vec![b' '; 16 * 1024]),
+            (b"<stream:stream><message ", attrs),
+        ] {
+            let mut f = Framer::new(4096, 16).with_attr_limits(1000, 1024);
+            f.feed(head);
+            let mut err = None;
+            for chunk in filler.chunks(512) {
+                f.feed(chunk);
+                if let Err(e) = all(&mut f) {
+                    err = Some(e);
+                    break;
+                }
+                assert!(f.buffered() <= 4096 + 512, "{}", f.buffered());
+            }
+            assert!(matches!(err, Some(XmlError::PolicyViolation(_))), "{err:?}");
+        }
     }
 }

@@ -258,6 +258,19 @@ impl TestClient {
         self.expect("</stream:features>").await
     }
 
+    /// Connect from a given loopback source address (e.g. 127.0.0.2), to
+    /// test per-address limits and bans without touching 127.0.0.1.
+    pub async fn connect_from(addr: SocketAddr, src: &str) -> TestClient {
+        let tcp = tcp_from(addr, src).await;
+        TestClient {
+            io: Some(Box::new(tcp)),
+            tls: None,
+            buf: String::new(),
+            jid: String::new(),
+            domain: "localhost".into(),
+        }
+    }
+
     /// Connect and negotiate STARTTLS; returns the client and the features after TLS.
     pub async fn connect_starttls(addr: SocketAddr, ca: &PathBuf) -> (TestClient, String) {
         TestClient::connect_starttls_to(addr, ca, "localhost").await
@@ -265,7 +278,15 @@ impl TestClient {
 
     /// [`TestClient::connect_starttls`] to another served domain.
     pub async fn connect_starttls_to(addr: SocketAddr, ca: &PathBuf, domain: &str) -> (TestClient, String) {
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        TestClient::starttls_over(TcpStream::connect(addr).await.unwrap(), ca, domain).await
+    }
+
+    /// [`TestClient::connect_starttls`] from a given loopback source address.
+    pub async fn connect_starttls_from(addr: SocketAddr, ca: &PathBuf, src: &str) -> (TestClient, String) {
+        TestClient::starttls_over(tcp_from(addr, src).await, ca, "localhost").await
+    }
+
+    async fn starttls_over(mut tcp: TcpStream, ca: &PathBuf, domain: &str) -> (TestClient, String) {
         tcp.write_all(HEADER.replace("to='localhost'", &format!("to='{domain}'")).as_bytes()).await.unwrap();
         let mut seen = String::new();
         while !seen.contains("</stream:features>") {
@@ -373,6 +394,32 @@ impl TestClient {
         c.expect("/>").await;
         c
     }
+}
+
+/// A TCP connection to `addr` from source address `src` (any port).
+pub async fn tcp_from(addr: SocketAddr, src: &str) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    sock.connect(addr).await.unwrap()
+}
+
+/// Resident memory of this process (the in-process server and the test), KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Two new accounts log in and exchange a message: the server still serves.
+pub async fn fresh_pair_chats(srv: &TestServer, tag: &str) {
+    let (ua, ub) = (format!("fa{tag}"), format!("fb{tag}"));
+    srv.register(&ua, "pw-a");
+    srv.register(&ub, "pw-b");
+    let mut a = TestClient::online(srv, &ua, "pw-a", "r", 0).await;
+    let mut b = TestClient::online(srv, &ub, "pw-b", "r", 0).await;
+    a.send(&format!("<message to='{ub}@localhost/r' type='chat' id='fp'><body>still here</body></message>")).await;
+    let got = b.expect_stanza("still here").await;
+    assert!(got.contains(&format!("from='{ua}@localhost/r'")), "{got}");
 }
 
 pub fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {

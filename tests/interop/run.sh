@@ -260,7 +260,7 @@ run_client() { # label command...
   fi
 }
 
-CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client adhoc_slixmpp)
+CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client adhoc_slixmpp shaper_slixmpp)
 [[ -n "${INTEROP_ONLY:-}" ]] && read -r -a CLIENTS <<<"$INTEROP_ONLY"
 
 run_named_client() { # name [label-suffix]
@@ -288,6 +288,14 @@ run_named_client() { # name [label-suffix]
         fail "slixmpp XEP-0133 ad-hoc commands${2:-}: no python with slixmpp (run tests/interop/setup.sh)"
       else
         run_client "slixmpp XEP-0133 ad-hoc commands${2:-}" "$PY" "$HERE/adhoc_slixmpp.py"
+      fi
+      ;;
+    shaper_slixmpp)
+      if [[ -z "$PY" ]]; then
+        fail "slixmpp burst under the default shapers${2:-}: no python with slixmpp (run tests/interop/setup.sh)"
+      else
+        run_client "slixmpp burst under the default shapers${2:-}" \
+          env XMPP_METRICS_URL="http://127.0.0.1:$HTTP_PORT/metrics" "$PY" "$HERE/shaper_slixmpp.py"
       fi
       ;;
     *) fail "unknown client script $1" ;;
