@@ -11,7 +11,43 @@ use crate::session::SessionHandle;
 use crate::stanza::{StanzaError, StreamError};
 use bytes::Bytes;
 use dashmap::DashMap;
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::sync::Arc;
+
+thread_local! {
+    /// Reused buffer for table keys, so a lookup allocates nothing.
+    static KEY: RefCell<String> = RefCell::new(String::with_capacity(64));
+}
+
+/// Call `f` with the bare part of `jid` as written in the routing table
+/// (`node@domain` or `domain`, the `Display` of `to_bare()`), built in a
+/// per-thread buffer (a nested call falls back to a fresh `String`).
+pub fn with_bare_key<R>(jid: &Jid, f: impl FnOnce(&str) -> R) -> R {
+    fn fill(k: &mut String, jid: &Jid) {
+        k.clear();
+        if let Some(n) = jid.node() {
+            let _ = write!(k, "{n}@");
+        }
+        k.push_str(jid.domain());
+    }
+    KEY.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut k) => {
+            fill(&mut k, jid);
+            f(&k)
+        }
+        Err(_) => {
+            let mut k = String::new();
+            fill(&mut k, jid);
+            f(&k)
+        }
+    })
+}
+
+/// Whether two JIDs have the same bare part (no allocation).
+pub fn same_bare(a: &Jid, b: &Jid) -> bool {
+    a.node() == b.node() && a.domain() == b.domain()
+}
 
 /// The three stanza kinds (RFC 6120 §8.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,21 +143,37 @@ impl Router {
 
     /// Remove a session, if it is still the one registered under its JID.
     pub fn unbind(&self, jid: &Jid, id: u64) {
-        let bare = jid.to_bare().to_string();
-        self.table.remove_if_mut(&bare, |_, list| {
-            list.retain(|s| s.id != id);
-            list.is_empty()
-        });
+        with_bare_key(jid, |bare| {
+            self.table.remove_if_mut(bare, |_, list| {
+                list.retain(|s| s.id != id);
+                list.is_empty()
+            });
+        })
+    }
+
+    /// Call `f` with the sessions of `jid`'s account, under the table's
+    /// read guard: `f` must not call back into the router (and nothing here
+    /// awaits).
+    pub fn with_sessions<R>(&self, jid: &Jid, f: impl FnOnce(&[Arc<SessionHandle>]) -> R) -> R {
+        with_bare_key(jid, |k| match self.table.get(k) {
+            Some(list) => f(&list),
+            None => f(&[]),
+        })
     }
 
     /// The sessions of an account.
     pub fn sessions_of(&self, bare: &Jid) -> Vec<Arc<SessionHandle>> {
-        self.table.get(&bare.to_bare().to_string()).map(|l| l.clone()).unwrap_or_default()
+        self.with_sessions(bare, |l| l.to_vec())
+    }
+
+    /// Whether the account has a bound session.
+    pub fn is_online(&self, bare: &Jid) -> bool {
+        self.with_sessions(bare, |l| !l.is_empty())
     }
 
     /// The session bound to a full JID.
     pub fn get(&self, full: &Jid) -> Option<Arc<SessionHandle>> {
-        self.table.get(&full.to_bare().to_string())?.iter().find(|s| s.jid == *full).cloned()
+        self.with_sessions(full, |l| l.iter().find(|s| s.jid == *full).cloned())
     }
 
     /// Full JIDs of every bound session, sorted.
@@ -164,72 +216,70 @@ impl Router {
         if !self.is_local(to.domain()) {
             return self.remote.route(kind, ty, to, bytes);
         }
-        let sessions = self.sessions_of(to);
-        if to.resource().is_some() {
-            if let Some(s) = sessions.iter().find(|s| s.jid == *to) {
-                return deliver(std::slice::from_ref(s), &bytes, storable(kind, ty));
-            }
-            // §8.5.3.2: no such resource.
-            return match (kind, ty) {
-                // §8.5.3.2.1: chat and normal are treated as if sent to the bare JID.
-                (Kind::Message, "chat" | "normal" | "") => self.to_bare(kind, ty, &sessions, bytes),
-                (Kind::Message, "groupchat") => Delivery::Bounce(StanzaError::ServiceUnavailable),
-                // §8.5.3.2.1 headline, and errors: silently ignore.
-                (Kind::Message, _) => Delivery::Dropped,
-                // §8.5.3.2.2: an iq request gets service-unavailable.
-                (Kind::Iq, "get" | "set") => Delivery::Bounce(StanzaError::ServiceUnavailable),
-                (Kind::Iq, _) => Delivery::Dropped,
-                // §8.5.3.2.3: subscription requests are handled as for the
-                // bare JID; other presence is ignored.
-                (Kind::Presence, "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
-                    self.to_bare(kind, ty, &sessions, bytes)
+        self.with_sessions(to, |sessions| {
+            if to.resource().is_some() {
+                if let Some(s) = sessions.iter().find(|s| s.jid == *to) {
+                    return deliver(std::iter::once(s), &bytes, storable(kind, ty));
                 }
-                (Kind::Presence, _) => Delivery::Dropped,
-            };
-        }
-        self.to_bare(kind, ty, &sessions, bytes)
+                // §8.5.3.2: no such resource.
+                return match (kind, ty) {
+                    // §8.5.3.2.1: chat and normal are treated as if sent to the bare JID.
+                    (Kind::Message, "chat" | "normal" | "") => to_bare(kind, ty, sessions, &bytes),
+                    (Kind::Message, "groupchat") => Delivery::Bounce(StanzaError::ServiceUnavailable),
+                    // §8.5.3.2.1 headline, and errors: silently ignore.
+                    (Kind::Message, _) => Delivery::Dropped,
+                    // §8.5.3.2.2: an iq request gets service-unavailable.
+                    (Kind::Iq, "get" | "set") => Delivery::Bounce(StanzaError::ServiceUnavailable),
+                    (Kind::Iq, _) => Delivery::Dropped,
+                    // §8.5.3.2.3: subscription requests are handled as for the
+                    // bare JID; other presence is ignored.
+                    (Kind::Presence, "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
+                        to_bare(kind, ty, sessions, &bytes)
+                    }
+                    (Kind::Presence, _) => Delivery::Dropped,
+                };
+            }
+            to_bare(kind, ty, sessions, &bytes)
+        })
     }
+}
 
-    fn to_bare(&self, kind: Kind, ty: &str, sessions: &[Arc<SessionHandle>], bytes: Bytes) -> Delivery {
-        let available: Vec<_> = sessions.iter().filter(|s| s.is_available()).cloned().collect();
-        match kind {
-            Kind::Message => {
-                if ty == "groupchat" {
-                    // §8.5.2.1.1: groupchat to a bare JID is an error.
-                    return Delivery::Bounce(StanzaError::ServiceUnavailable);
-                }
-                let nonneg: Vec<_> = available.into_iter().filter(|s| s.priority() >= 0).collect();
-                if nonneg.is_empty() {
-                    // §8.5.2.2.1: no available resource: offline storage.
-                    return match ty {
-                        "headline" | "error" => Delivery::Dropped,
-                        _ => Delivery::Offline,
-                    };
-                }
-                if ty == "headline" {
-                    // §8.5.2.1.1: headline goes to all non-negative resources.
-                    return deliver(&nonneg, &bytes, false);
-                }
-                // §8.5.2.1.1: chat/normal go to the highest-priority resource(s).
-                let top = nonneg.iter().map(|s| s.priority()).max().unwrap_or(0);
-                let best: Vec<_> = nonneg.into_iter().filter(|s| s.priority() == top).collect();
-                deliver(&best, &bytes, storable(kind, ty))
+/// RFC 6121 §8.5.2: delivery to a bare JID, choosing among `sessions`
+/// without collecting them.
+fn to_bare(kind: Kind, ty: &str, sessions: &[Arc<SessionHandle>], bytes: &Bytes) -> Delivery {
+    let available = || sessions.iter().filter(|s| s.is_available());
+    match kind {
+        Kind::Message => {
+            if ty == "groupchat" {
+                // §8.5.2.1.1: groupchat to a bare JID is an error.
+                return Delivery::Bounce(StanzaError::ServiceUnavailable);
             }
-            // §8.5.2.1.2: presence goes to every available resource.
-            Kind::Presence => {
-                if available.is_empty() {
-                    Delivery::Dropped
-                } else {
-                    deliver(&available, &bytes, false)
-                }
+            let nonneg = || available().filter(|s| s.priority() >= 0);
+            let Some(top) = nonneg().map(|s| s.priority()).max() else {
+                // §8.5.2.2.1: no available resource: offline storage.
+                return match ty {
+                    "headline" | "error" => Delivery::Dropped,
+                    _ => Delivery::Offline,
+                };
+            };
+            if ty == "headline" {
+                // §8.5.2.1.1: headline goes to all non-negative resources.
+                return deliver(nonneg(), bytes, false);
             }
-            // §8.5.2.1.3 / §8.5.2.2.3: an iq to a bare JID is the server's to
-            // answer; the caller handles what it implements.
-            Kind::Iq => match ty {
-                "get" | "set" => Delivery::Bounce(StanzaError::ServiceUnavailable),
-                _ => Delivery::Dropped,
-            },
+            // §8.5.2.1.1: chat/normal go to the highest-priority resource(s).
+            deliver(nonneg().filter(|s| s.priority() == top), bytes, storable(kind, ty))
         }
+        // §8.5.2.1.2: presence goes to every available resource.
+        Kind::Presence => match available().next() {
+            None => Delivery::Dropped,
+            Some(_) => deliver(available(), bytes, false),
+        },
+        // §8.5.2.1.3 / §8.5.2.2.3: an iq to a bare JID is the server's to
+        // answer; the caller handles what it implements.
+        Kind::Iq => match ty {
+            "get" | "set" => Delivery::Bounce(StanzaError::ServiceUnavailable),
+            _ => Delivery::Dropped,
+        },
     }
 }
 
@@ -243,8 +293,8 @@ fn storable(kind: Kind, ty: &str) -> bool {
 /// stopped reading: it is closed with `<policy-violation/>` rather than
 /// letting the server buffer without limit. If no session took the stanza,
 /// a storable message goes offline (`offline_ok`), anything else bounces.
-fn deliver(targets: &[Arc<SessionHandle>], bytes: &Bytes, offline_ok: bool) -> Delivery {
-    let mut ids = Vec::with_capacity(targets.len());
+fn deliver<'a>(targets: impl Iterator<Item = &'a Arc<SessionHandle>>, bytes: &Bytes, offline_ok: bool) -> Delivery {
+    let mut ids = Vec::with_capacity(1);
     for s in targets {
         if s.send(bytes.clone()) {
             ids.push(s.id);

@@ -44,6 +44,15 @@ impl OutboundRx {
         Some(m)
     }
 
+    /// Poll for the next stanza (for a connection loop's `poll_fn`).
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Outbound>> {
+        let p = self.rx.poll_recv(cx);
+        if let std::task::Poll::Ready(Some(m)) = &p {
+            self.taken(m);
+        }
+        p
+    }
+
     /// The next stanza if one is queued.
     pub fn try_recv(&mut self) -> Result<Outbound, mpsc::error::TryRecvError> {
         let m = self.rx.try_recv()?;
@@ -68,6 +77,8 @@ pub struct SessionHandle {
     pub id: u64,
     /// The bound full JID.
     pub jid: Jid,
+    /// `jid` as a string: the `from` stamped on everything it sends.
+    pub jid_str: String,
     /// The outbound queue (bounded: `limits.outbound_queue`).
     pub tx: mpsc::Sender<Outbound>,
     /// Bytes in the outbound queue.
@@ -109,6 +120,7 @@ impl SessionHandle {
     pub fn new(id: u64, jid: Jid, tx: mpsc::Sender<Outbound>) -> SessionHandle {
         SessionHandle {
             id,
+            jid_str: jid.to_string(),
             jid,
             tx,
             queued: Arc::new(AtomicUsize::new(0)),

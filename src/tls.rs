@@ -134,10 +134,16 @@ pub(crate) fn load_pair(cert: &Path, key: &Path, keys: (&'static str, &'static s
 /// label `EXPORTER-Channel-Binding` and no context. `None` before the
 /// handshake completes and for TLS 1.2 (where it is unsafe without EMS).
 pub fn tls_exporter(conn: &ServerConnection) -> Option<Vec<u8>> {
-    if conn.is_handshaking() || conn.protocol_version() != Some(ProtocolVersion::TLSv1_3) {
+    if !has_tls_exporter(conn) {
         return None;
     }
     conn.export_keying_material(vec![0u8; 32], EXPORTER_LABEL, None).ok()
+}
+
+/// Whether [`tls_exporter`] has a value, without computing it (an HKDF
+/// run that stream features, offered once per stage, do not need).
+pub fn has_tls_exporter(conn: &ServerConnection) -> bool {
+    !conn.is_handshaking() && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
 }
 
 /// Directory holding the generated setup: `data_dir/tls`.

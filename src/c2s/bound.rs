@@ -105,10 +105,10 @@ impl Conn {
     /// Route to another entity, bouncing what the router cannot deliver.
     async fn route(&mut self, kind: Kind, ty: &str, to: &Jid, bytes: &[u8], head: &StanzaHead) -> Result<(), Exit> {
         let session = self.session.clone().ok_or(Exit::Io)?;
-        let me = session.jid.to_string();
+        let me = session.jid_str.as_str();
         // XEP-0191 §3.5: nothing goes to an entity the user blocked.
         let blocklists = &self.shared.blocklists;
-        if blocklists.is_blocked(&self.shared, &session.jid.to_bare(), to) {
+        if blocklists.is_blocked(&self.shared, &session.jid, to) {
             if kind == Kind::Presence || ty == "error" {
                 return Ok(());
             }
@@ -125,15 +125,15 @@ impl Conn {
         // not delivered: presence is dropped, messages and requests bounce.
         if self.shared.router.is_local(to.domain())
             && to.node().is_some()
-            && blocklists.is_blocked(&self.shared, &to.to_bare(), &session.jid)
+            && blocklists.is_blocked(&self.shared, to, &session.jid)
         {
             if kind == Kind::Presence || matches!(ty, "error" | "result") {
                 return Ok(());
             }
-            let reply = error_reply(head, &to.to_string(), &me, StanzaError::ServiceUnavailable);
+            let reply = error_reply(head, &to.to_string(), me, StanzaError::ServiceUnavailable);
             return self.write(&reply).await;
         }
-        let stamped = Bytes::from(head.rewrite(bytes, &me, None));
+        let stamped = Bytes::from(head.rewrite(bytes, me, None));
         let carbon = kind == Kind::Message && im::carbons::eligible(ty, &stamped);
         if carbon {
             im::carbons::copy_sent(&self.shared, &session, &stamped);
@@ -157,7 +157,7 @@ impl Conn {
         if ty == "error" {
             return Ok(());
         }
-        let reply = error_reply(head, &to.to_string(), &me, err);
+        let reply = error_reply(head, &to.to_string(), me, err);
         self.write(&reply).await
     }
 
@@ -210,7 +210,7 @@ impl Conn {
     /// RFC 6121 §4.2 (initial), §4.4 (update), §4.5 (unavailable).
     async fn broadcast_presence(&mut self, bytes: &[u8], head: &StanzaHead, ty: &str) -> Result<(), Exit> {
         let Some(session) = self.session.clone() else { return Ok(()) };
-        let stamped = Bytes::from(head.rewrite(bytes, &session.jid.to_string(), None));
+        let stamped = Bytes::from(head.rewrite(bytes, &session.jid_str, None));
         match ty {
             "" => {
                 let el = Element::parse(bytes, ns::CLIENT)?;
@@ -307,7 +307,7 @@ impl Conn {
         im::presence::broadcast_unavailable(&self.shared, &session, None, &directed);
         // XEP-0012 §3: the account's last activity, once its last session ends.
         let (user, host) = (session.jid.node().unwrap_or(""), session.jid.domain());
-        if self.shared.router.sessions_of(&session.jid).is_empty()
+        if !self.shared.router.is_online(&session.jid)
             && matches!(self.shared.store.get_credentials(user, host), Ok(Some(_)))
         {
             crate::modules::last::record_logout(&self.shared, user, host, self.last_status.as_deref());

@@ -17,15 +17,36 @@ use crate::server::{ConnGuard, Shared};
 use crate::session::{Outbound, OutboundRx, SessionHandle};
 use crate::stanza::StreamError;
 use crate::xml::{Event, Framer};
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use transport::{ReadOutcome, Transport};
+use transport::Transport;
 
 /// How long a single write may block before the peer is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Queued stanzas are coalesced into one write up to about this many bytes.
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// What woke the connection loop.
+enum Wake {
+    /// The server is shutting down.
+    Shutdown,
+    /// The session was asked to close.
+    Closing,
+    /// Bytes went into the framer (0: end of stream).
+    Read(std::io::Result<usize>),
+    /// A stanza from the outbound queue (`None`: queue closed).
+    Outbound(Option<Outbound>),
+    /// A shaper pause ended.
+    Resume,
+    /// The timer fired.
+    Timer,
+}
 
 /// Where the connection is in RFC 6120's negotiation.
 pub(crate) enum State {
@@ -151,89 +172,113 @@ pub async fn refuse(tcp: TcpStream, shared: Arc<Shared>, _guard: ConnGuard, why:
 }
 
 impl Conn {
+    /// The connection loop. One `poll_fn` waits on everything at once; the
+    /// futures it polls (shutdown, the session's close request, the timer)
+    /// are created once, not on every pass, and reads go straight from the
+    /// socket into the framer (no separate readiness wait).
     async fn run(&mut self, deadline: Instant) -> Exit {
-        let shutdown = self.shared.shutdown.clone();
+        let shutdown = self.shared.shutdown.clone().cancelled_owned();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
+        // Wakes the loop when a shaper pause ends.
+        let mut resume = std::pin::pin!(tokio::time::sleep_until(deadline));
         loop {
-            // Process what is framed, then drain what is readable now,
-            // unless the shaper paused reading.
-            loop {
-                if let Some(exit) = self.process_events().await {
-                    return exit;
-                }
-                if self.pause.is_some_and(|t| t > Instant::now()) {
-                    break;
-                }
-                self.pause = None;
-                match self.io.read_now(&mut self.framer).await {
-                    Ok(ReadOutcome::Data(n)) => {
-                        self.last_rx = Instant::now();
-                        self.ping_sent = None;
-                        if let Some(t) = self.shaper.bytes.take(n as u64, self.last_rx) {
-                            self.pause_until(t);
-                        }
+            // The shaper's pause ran out: process what it left framed (the
+            // stanza shaper stops mid-buffer), then read again.
+            if let Some(t) = self.pause {
+                if t <= Instant::now() {
+                    self.pause = None;
+                    if let Some(exit) = self.process_events().await {
+                        return exit;
                     }
-                    Ok(ReadOutcome::Eof) => return Exit::Peer,
-                    Ok(ReadOutcome::WouldBlock) => break,
-                    Err(_) => return Exit::Io,
+                    continue;
+                }
+                if t != resume.deadline() {
+                    resume.as_mut().reset(t);
                 }
             }
             let bound = matches!(self.state, State::Bound);
-            let timer = self.next_timer(bound, deadline);
-            let session = self.session.clone();
-            let closing = async {
-                match &session {
-                    Some(s) => s.closing.notified().await,
-                    None => std::future::pending().await,
+            if closing.is_none() {
+                if let Some(s) = self.session.clone() {
+                    closing = Some(Box::pin(async move { s.closing.notified().await }));
                 }
-            };
-            let rx = &mut self.rx;
-            let io = &self.io;
-            let pause = self.pause;
-            // While paused, the socket is not polled: the client's data
-            // waits in the kernel and TCP pushes back on it.
-            let readable = async {
-                match pause {
-                    Some(t) => {
-                        tokio::time::sleep_until(t).await;
-                        Ok(())
+            }
+            // The timer is moved earlier at once, later only when it fires
+            // (so that every received stanza does not re-arm it).
+            let want = self.next_timer(bound, deadline);
+            if let Some(w) = want {
+                if w < timer.deadline() {
+                    timer.as_mut().reset(w);
+                }
+            }
+            let paused = self.pause.is_some();
+            let (io, framer, rx) = (&mut self.io, &mut self.framer, &mut self.rx);
+            let wake = poll_fn(|cx| {
+                if shutdown.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Shutdown);
+                }
+                if let Some(c) = closing.as_mut() {
+                    if c.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Closing);
                     }
-                    None => io.readable().await,
                 }
-            };
-            let outbound = async {
-                match rx.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
+                // While paused, the socket is not polled: the client's data
+                // waits in the kernel and TCP pushes back on it.
+                if paused {
+                    if resume.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Resume);
+                    }
+                } else if let Poll::Ready(r) = io.poll_read_into(cx, framer) {
+                    return Poll::Ready(Wake::Read(r));
                 }
-            };
-            let timeout = async {
-                match timer {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending::<()>().await,
+                if let Some(rx) = rx.as_mut() {
+                    if let Poll::Ready(m) = rx.poll_recv(cx) {
+                        return Poll::Ready(Wake::Outbound(m));
+                    }
                 }
-            };
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return Exit::Error(StreamError::SystemShutdown, None),
-                _ = closing => {
-                    if let Some(r) = session.and_then(|s| s.close_reason()) {
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            match wake {
+                Wake::Shutdown => return Exit::Error(StreamError::SystemShutdown, None),
+                Wake::Closing => {
+                    if let Some(r) = self.session.as_ref().and_then(|s| s.close_reason()) {
                         return Exit::Error(r.error, r.text);
                     }
+                    closing = None;
                 }
-                r = readable => if r.is_err() { return Exit::Io },
-                m = outbound => match m {
-                    Some(Outbound::Stanza(b)) => {
-                        if let Err(e) = self.write_batch(b).await {
-                            return e;
-                        }
+                Wake::Read(Ok(0)) => return Exit::Peer,
+                Wake::Read(Ok(n)) => {
+                    self.last_rx = Instant::now();
+                    self.ping_sent = None;
+                    if let Some(t) = self.shaper.bytes.take(n as u64, self.last_rx) {
+                        self.pause_until(t);
                     }
-                    None => return Exit::Io,
-                },
-                _ = timeout => {
-                    if let Err(e) = self.on_timer(bound).await {
+                    if let Some(exit) = self.process_events().await {
+                        return exit;
+                    }
+                }
+                Wake::Read(Err(_)) => return Exit::Io,
+                Wake::Outbound(Some(Outbound::Stanza(b))) => {
+                    if let Err(e) = self.write_batch(b).await {
                         return e;
                     }
                 }
+                Wake::Outbound(None) => return Exit::Io,
+                Wake::Resume => {}
+                Wake::Timer => match self.next_timer(bound, deadline) {
+                    Some(t) if t <= Instant::now() => {
+                        if let Err(e) = self.on_timer(bound).await {
+                            return e;
+                        }
+                    }
+                    Some(t) => timer.as_mut().reset(t),
+                    None => timer.as_mut().reset(Instant::now() + Duration::from_secs(86_400)),
+                },
             }
         }
     }
@@ -275,32 +320,44 @@ impl Conn {
         self.write(ping.as_bytes()).await
     }
 
-    /// Write one queued stanza and whatever else is queued, in one flush.
-    /// While the client is inactive (XEP-0352) presence is held back.
+    /// Write one queued stanza and whatever else is queued now, as one TLS
+    /// record and one `write` (up to [`BATCH_BYTES`]). While the client is
+    /// inactive (XEP-0352) presence is held back.
     async fn write_batch(&mut self, first: bytes::Bytes) -> Result<(), Exit> {
-        let mut batch = vec![first];
-        if let Some(rx) = self.rx.as_mut() {
-            while batch.len() < 64 {
-                match rx.try_recv() {
-                    Ok(Outbound::Stanza(b)) => batch.push(b),
-                    Err(_) => break,
-                }
-            }
-        }
-        let mut buf = Vec::with_capacity(batch.iter().map(|b| b.len()).sum::<usize>());
-        for b in batch {
+        let next = |rx: &mut Option<OutboundRx>| match rx.as_mut().map(|r| r.try_recv()) {
+            Some(Ok(Outbound::Stanza(b))) => Some(b),
+            _ => None,
+        };
+        let mut pending = Some(first);
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(b) = pending.take() {
             if self.csi_inactive && b.starts_with(b"<presence") {
                 self.hold(b);
-                continue;
-            }
-            if self.csi_inactive && !self.held.is_empty() {
-                for (_, p) in self.held.drain(..) {
-                    self.shared.metrics.stanza_out(crate::router::Kind::Presence);
-                    buf.extend_from_slice(&p);
+            } else {
+                if self.csi_inactive && !self.held.is_empty() {
+                    for (_, p) in self.held.drain(..) {
+                        self.shared.metrics.stanza_out(crate::router::Kind::Presence);
+                        buf.extend_from_slice(&p);
+                    }
                 }
+                self.shared.metrics.stanza_out_bytes(&b);
+                if buf.is_empty() {
+                    // The common case, one stanza: written without a copy.
+                    match next(&mut self.rx) {
+                        None => return self.write(&b).await,
+                        Some(n) => {
+                            buf.reserve(b.len() + n.len());
+                            buf.extend_from_slice(&b);
+                            pending = Some(n);
+                            continue;
+                        }
+                    }
+                }
+                buf.extend_from_slice(&b);
             }
-            self.shared.metrics.stanza_out_bytes(&b);
-            buf.extend_from_slice(&b);
+            if buf.len() < BATCH_BYTES {
+                pending = next(&mut self.rx);
+            }
         }
         if buf.is_empty() {
             return Ok(());
@@ -372,12 +429,18 @@ impl Conn {
         }
     }
 
-    /// Write bytes, bounded in time.
-    /// A write blocked by a peer that stopped reading ends as soon as the
-    /// session is told to close (e.g. its queue overflowed), so the task
-    /// unregisters at once rather than after `WRITE_TIMEOUT`.
+    /// Write bytes, bounded in time. Most writes complete at once, and
+    /// those arm no timer. A write blocked by a peer that stopped reading
+    /// ends as soon as the session is told to close (e.g. its queue
+    /// overflowed), so the task unregisters at once rather than after
+    /// `WRITE_TIMEOUT`.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), Exit> {
         let session = self.session.clone();
+        let mut send = std::pin::pin!(self.io.send(data));
+        let first = poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
+        if let Poll::Ready(r) = first {
+            return r.map_err(|_| Exit::Io);
+        }
         let closing = async {
             match &session {
                 Some(s) => s.closing.notified().await,
@@ -386,7 +449,7 @@ impl Conn {
         };
         tokio::select! {
             biased;
-            r = tokio::time::timeout(WRITE_TIMEOUT, self.io.send(data)) => match r {
+            r = tokio::time::timeout(WRITE_TIMEOUT, send) => match r {
                 Ok(Ok(())) => Ok(()),
                 _ => Err(Exit::Io),
             },

@@ -152,7 +152,7 @@ impl Conn {
                     f.push_str(&format!("<mechanism>{}</mechanism>", m.name()));
                 }
                 f.push_str("</mechanisms>");
-                if self.exporter().is_some() {
+                if self.has_exporter() {
                     // XEP-0440: which channel-binding types the server supports.
                     f.push_str(&format!(
                         "<sasl-channel-binding xmlns='{}'><channel-binding type='tls-exporter'/></sasl-channel-binding>",
@@ -169,9 +169,13 @@ impl Conn {
         self.io.tls_conn().and_then(crate::tls::tls_exporter)
     }
 
+    fn has_exporter(&self) -> bool {
+        self.io.tls_conn().is_some_and(crate::tls::has_tls_exporter)
+    }
+
     /// Strongest first; -PLUS only where tls-exporter is available (RFC 9266).
     fn offered_mechanisms(&self) -> Vec<Mechanism> {
-        let plus = self.exporter().is_some();
+        let plus = self.has_exporter();
         [
             Mechanism::ScramSha256Plus,
             Mechanism::ScramSha1Plus,

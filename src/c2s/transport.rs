@@ -80,7 +80,9 @@ impl Transport {
         .await
     }
 
-    fn poll_read_into(&mut self, cx: &mut Context<'_>, framer: &mut Framer) -> Poll<io::Result<usize>> {
+    /// Read what the socket has into `framer`, registering for wake-up
+    /// when there is nothing (`Ready(Ok(0))` is the end of the stream).
+    pub fn poll_read_into(&mut self, cx: &mut Context<'_>, framer: &mut Framer) -> Poll<io::Result<usize>> {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let mut rb = ReadBuf::new(&mut s[..]);

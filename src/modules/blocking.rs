@@ -94,11 +94,14 @@ impl Blocklists {
     /// failure is logged and counts as not blocked (fail open: a broken
     /// store must not silence every conversation).
     pub fn is_blocked(&self, shared: &Shared, owner: &Jid, other: &Jid) -> bool {
-        let owner = owner.to_bare();
-        if other.to_bare() == owner || owner.node().is_none() {
+        if owner.node().is_none() || crate::router::same_bare(owner, other) {
             return false;
         }
-        match self.get(shared, &owner) {
+        // The routing hot path: a cached list, looked up without allocating.
+        if let Some(hit) = crate::router::with_bare_key(owner, |k| self.lists.get(k).map(|l| l.blocks(other))) {
+            return hit;
+        }
+        match self.get(shared, &owner.to_bare()) {
             Ok(list) => list.blocks(other),
             Err(_) => false,
         }

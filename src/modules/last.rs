@@ -83,7 +83,7 @@ fn user(shared: &Shared, from: &Jid, target: &Jid) -> IqAnswer {
         }
     }
     // §3: a connected or available resource: seconds 0, no text.
-    if !shared.router.sessions_of(target).is_empty() {
+    if shared.router.is_online(target) {
         return Ok(Some(last_element(0, None)));
     }
     let stored = shared.store.get_data(user, host, KEY).map_err(|e| {
@@ -99,10 +99,12 @@ fn user(shared: &Shared, from: &Jid, target: &Jid) -> IqAnswer {
 
 /// Record that `user@host` went offline (its last resource sent unavailable
 /// presence or disconnected), with the status text of that presence
-/// (XEP-0012 §3). For the presence/session code to call.
+/// (XEP-0012 §3). For the presence/session code to call. The write is
+/// deferred (batched off the runtime, see `Store::set_data_deferred`): a
+/// burst of session ends must not cost one fsync each on a tokio worker.
 pub fn record_logout(shared: &Shared, user: &str, host: &str, status: Option<&str>) {
     let value = format_record(now_secs(), status);
-    if let Err(e) = shared.store.set_data(user, host, KEY, Some(&value)) {
+    if let Err(e) = shared.store.set_data_deferred(user, host, KEY, Some(&value)) {
         tracing::warn!(error = %e, user, host, "storing last activity");
     }
 }

@@ -190,6 +190,14 @@ pub trait UserDataStore: Send + Sync {
     fn get_data(&self, user: &str, host: &str, key: &str) -> Result<Option<String>, StoreError>;
     /// Set a value (`None` deletes it). Durable when it returns.
     fn set_data(&self, user: &str, host: &str, key: &str, value: Option<&str>) -> Result<(), StoreError>;
+    /// Set a value that need not be durable when this returns (XEP-0012's
+    /// last-logout time): a backend may queue it and write it later in a
+    /// batch, off the caller's thread. `get_data` sees it at once; `flush`
+    /// writes it; a crash may lose it. A value for an account that is gone
+    /// by then is dropped.
+    fn set_data_deferred(&self, user: &str, host: &str, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.set_data(user, host, key, value)
+    }
 }
 
 /// The whole store: every aggregate trait. Removing an account removes its

@@ -6,6 +6,7 @@
 //! credentials never queue behind writes. Other processes (`xmppd ctl`) may
 //! open the same file at the same time; `busy_timeout` absorbs lock waits.
 
+mod deferred;
 mod im;
 mod import;
 mod schema;
@@ -15,7 +16,7 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::metrics::{Histogram, StoreLatency};
@@ -58,7 +59,10 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Time from asking for a connection to giving it back, per kind.
     latency: StoreLatency,
-    writer: Mutex<Connection>,
+    /// The write connection (shared with the deferred writer thread).
+    writer: Arc<Mutex<Connection>>,
+    /// Deferred user-data writes and their thread (`deferred.rs`).
+    deferred: Arc<deferred::Deferred>,
     readers: Box<[Mutex<Connection>]>,
     next_reader: AtomicUsize,
 }
@@ -219,10 +223,13 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?
             .into_boxed_slice();
 
+        let writer = Arc::new(Mutex::new(writer));
+        let deferred = deferred::Deferred::start(writer.clone(), name);
         Ok(SqliteStore {
             path,
             latency: StoreLatency::default(),
-            writer: Mutex::new(writer),
+            writer,
+            deferred,
             readers,
             next_reader: AtomicUsize::new(0),
         })
@@ -338,6 +345,7 @@ impl AccountStore for SqliteStore {
 
     fn remove_account(&self, user: &str, host: &str) -> Result<(), StoreError> {
         let conn = self.writer();
+        self.deferred.forget_account(host, user);
         let removed = conn
             .prepare_cached(DELETE_ACCOUNT)
             .and_then(|mut stmt| stmt.execute(params![host, user]))
@@ -367,6 +375,13 @@ impl AccountStore for SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    /// Write the deferred values and end their thread.
+    fn drop(&mut self) {
+        self.deferred.stop();
+    }
+}
+
 impl Store for SqliteStore {
     /// Checkpoint the WAL into the main file and truncate it
     /// (`PRAGMA wal_checkpoint(TRUNCATE)`). Committed data is already durable;
@@ -376,6 +391,7 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.deferred.write_batch(&self.writer)?;
         let conn = self.writer();
         let busy: i64 = conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))

@@ -31,21 +31,48 @@ pub enum Node {
 /// An element's local name, namespace and attributes, as [`Scopes::enter`] resolves them.
 pub(crate) type Resolved = (String, String, Vec<(String, String)>);
 
-/// Namespace scopes while reading: (default ns, prefix bindings) per level.
+/// One level of namespace scope: a default namespace declared here (`None`:
+/// inherited) and the prefixes bound here. A level that declares nothing
+/// allocates nothing.
+#[derive(Default)]
+struct Frame {
+    default: Option<String>,
+    prefixes: Vec<(String, String)>,
+}
+
+/// Namespace scopes while reading, one [`Frame`] per open element.
 #[derive(Default)]
 pub(crate) struct Scopes {
-    stack: Vec<(String, Vec<(String, String)>)>,
+    /// The document's default namespace (below every frame).
+    root: String,
+    stack: Vec<Frame>,
 }
 
 impl Scopes {
     pub(crate) fn new(default_ns: &str) -> Scopes {
-        Scopes { stack: vec![(default_ns.to_string(), Vec::new())] }
+        Scopes { root: default_ns.to_string(), stack: Vec::new() }
     }
 
-    /// Enter an element: returns (local name, namespace, attributes).
-    pub(crate) fn enter(&mut self, start: &BytesStart<'_>) -> Result<Resolved, XmlError> {
-        let (mut default, _) = self.stack.last().cloned().unwrap_or_default();
-        let mut prefixes = Vec::new();
+    /// The default namespace in scope (the nearest declaration).
+    fn default_ns(&self) -> &str {
+        self.stack.iter().rev().find_map(|f| f.default.as_deref()).unwrap_or(&self.root)
+    }
+
+    /// The namespace bound to `prefix`, looking at `frame` (the element's
+    /// own declarations) first.
+    fn resolve<'a>(&'a self, frame: &'a Frame, prefix: &str) -> Option<&'a str> {
+        std::iter::once(frame)
+            .chain(self.stack.iter().rev())
+            .flat_map(|f| f.prefixes.iter().rev())
+            .find(|(k, _)| k == prefix)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Check an element's attributes (well-formed, no duplicates, known
+    /// entities, allowed characters) and collect its namespace declarations;
+    /// `keep` also collects the attributes (all but `xmlns`).
+    fn scan(start: &BytesStart<'_>, keep: bool) -> Result<(Frame, Vec<(String, String)>), XmlError> {
+        let mut frame = Frame::default();
         let mut attrs = Vec::new();
         for a in start.attributes().with_checks(true) {
             let a = a.map_err(|_| XmlError::NotWellFormed("bad attribute"))?;
@@ -53,32 +80,46 @@ impl Scopes {
             let value = a.unescape_value().map_err(|_| XmlError::Restricted("unknown entity reference"))?;
             check_chars(&value)?;
             if key == "xmlns" {
-                default = value.into_owned();
-            } else {
-                if let Some(p) = key.strip_prefix("xmlns:") {
-                    prefixes.push((p.to_string(), value.to_string()));
-                }
+                frame.default = Some(value.into_owned());
+                continue;
+            }
+            if let Some(p) = key.strip_prefix("xmlns:") {
+                frame.prefixes.push((p.to_string(), value.to_string()));
+            }
+            if keep {
                 attrs.push((key.to_string(), value.into_owned()));
             }
         }
-        let qname = std::str::from_utf8(start.name().as_ref())
-            .map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?
-            .to_string();
+        Ok((frame, attrs))
+    }
+
+    /// Enter an element: returns (local name, namespace, attributes).
+    pub(crate) fn enter(&mut self, start: &BytesStart<'_>) -> Result<Resolved, XmlError> {
+        let (frame, attrs) = Scopes::scan(start, true)?;
+        let name = start.name();
+        let qname = std::str::from_utf8(name.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
         let (local, ns) = match qname.split_once(':') {
             Some((p, l)) => {
-                let ns = prefixes
-                    .iter()
-                    .rev()
-                    .chain(self.stack.iter().rev().flat_map(|(_, p)| p.iter().rev()))
-                    .find(|(k, _)| k == p)
-                    .map(|(_, v)| v.clone())
-                    .ok_or(XmlError::NotWellFormed("undeclared namespace prefix"))?;
-                (l.to_string(), ns)
+                let ns = self.resolve(&frame, p).ok_or(XmlError::NotWellFormed("undeclared namespace prefix"))?;
+                (l.to_string(), ns.to_string())
             }
-            None => (qname, default.clone()),
+            None => (qname.to_string(), frame.default.as_deref().unwrap_or(self.default_ns()).to_string()),
         };
-        self.stack.push((default, prefixes));
+        self.stack.push(frame);
         Ok((local, ns, attrs))
+    }
+
+    /// Enter an element only to validate it (as `enter` does), building
+    /// nothing: for the descendants of a stanza that is forwarded as bytes.
+    pub(crate) fn enter_checked(&mut self, start: &BytesStart<'_>) -> Result<(), XmlError> {
+        let (frame, _) = Scopes::scan(start, false)?;
+        let qname = start.name();
+        if let Some(i) = qname.as_ref().iter().position(|&b| b == b':') {
+            let p = std::str::from_utf8(&qname.as_ref()[..i]).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+            self.resolve(&frame, p).ok_or(XmlError::NotWellFormed("undeclared namespace prefix"))?;
+        }
+        self.stack.push(frame);
+        Ok(())
     }
 
     pub(crate) fn leave(&mut self) {
@@ -88,7 +129,10 @@ impl Scopes {
 
 /// XML 1.0 §2.2 Char: rejects control characters that arrive as references.
 pub(crate) fn check_chars(s: &str) -> Result<(), XmlError> {
-    if s.chars().any(|c| (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    // Bytewise: controls are single bytes; U+FFFE/U+FFFF start with 0xEF.
+    let b = s.as_bytes();
+    if b.iter().any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+        || (b.contains(&0xEF) && (s.contains('\u{FFFE}') || s.contains('\u{FFFF}')))
     {
         return Err(XmlError::NotWellFormed("invalid character"));
     }

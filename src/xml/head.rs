@@ -37,8 +37,8 @@ impl StanzaHead {
                     if head.is_some() && depth == 0 {
                         return Err(XmlError::NotWellFormed("content after the element"));
                     }
-                    let (name, ns, attrs) = scopes.enter(&s)?;
                     if head.is_none() {
+                        let (name, ns, attrs) = scopes.enter(&s)?;
                         head = Some(StanzaHead {
                             name,
                             ns,
@@ -46,6 +46,9 @@ impl StanzaHead {
                             head_len: r.buffer_position() as usize,
                             empty: is_empty,
                         });
+                    } else {
+                        // Descendants are validated, not collected.
+                        scopes.enter_checked(&s)?;
                     }
                     if is_empty {
                         scopes.leave();

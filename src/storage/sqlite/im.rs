@@ -270,6 +270,9 @@ impl OfflineStore for SqliteStore {
 
 impl UserDataStore for SqliteStore {
     fn get_data(&self, user: &str, host: &str, key: &str) -> Result<Option<String>, StoreError> {
+        if let Some(queued) = self.deferred.get(host, user, key) {
+            return Ok(queued);
+        }
         let conn = self.reader();
         conn.prepare_cached(SELECT_DATA)
             .and_then(|mut s| s.query_row(params![host, user, key], |r| r.get(0)).optional())
@@ -277,16 +280,36 @@ impl UserDataStore for SqliteStore {
     }
 
     fn set_data(&self, user: &str, host: &str, key: &str, value: Option<&str>) -> Result<(), StoreError> {
-        self.write("writing user data of", user, host, |tx| match value {
-            Some(v) => {
-                tx.prepare_cached(UPSERT_DATA)?.execute(params![host, user, key, v])?;
-                Ok(Some(()))
-            }
-            None => {
-                let removed = tx.prepare_cached(DELETE_DATA)?.execute(params![host, user, key])?;
-                Ok((removed > 0 || account_exists(tx, user, host)?).then_some(()))
-            }
+        self.write("writing user data of", user, host, |tx| {
+            // Under the writer connection: a queued older value must not
+            // overwrite this one later (deferred.rs).
+            self.deferred.forget_key(host, user, key);
+            set_data_in(tx, user, host, key, value)
         })
+    }
+
+    fn set_data_deferred(&self, user: &str, host: &str, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.deferred.put(host, user, key, value);
+        Ok(())
+    }
+}
+
+fn set_data_in(
+    tx: &Transaction<'_>,
+    user: &str,
+    host: &str,
+    key: &str,
+    value: Option<&str>,
+) -> rusqlite::Result<Option<()>> {
+    match value {
+        Some(v) => {
+            tx.prepare_cached(UPSERT_DATA)?.execute(params![host, user, key, v])?;
+            Ok(Some(()))
+        }
+        None => {
+            let removed = tx.prepare_cached(DELETE_DATA)?.execute(params![host, user, key])?;
+            Ok((removed > 0 || account_exists(tx, user, host)?).then_some(()))
+        }
     }
 }
 
