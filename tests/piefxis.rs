@@ -30,8 +30,12 @@ fn fixture() -> PathBuf {
 
 /// A config file serving the fixture's hosts, data in `dir/data`.
 fn config(dir: &Path) -> PathBuf {
+    config_for(dir, &HOSTS)
+}
+
+fn config_for(dir: &Path, hosts: &[&str]) -> PathBuf {
     let path = dir.join("xmppd.toml");
-    let hosts: Vec<String> = HOSTS.iter().map(|h| format!("\"{h}\"")).collect();
+    let hosts: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
     std::fs::write(
         &path,
         format!(
@@ -250,4 +254,26 @@ fn errors_name_the_file_line_and_element() {
         "{}",
         o.stderr
     );
+}
+
+/// Prosody 0.12's `prosody-migrator` with the xep0227 driver (one file per
+/// user, SCRAM-SHA-1 keys at 10,000 iterations; made by
+/// tests/fixtures/make_prosody_export.sh).
+#[tokio::test]
+async fn prosody_users_log_in_with_their_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_for(dir.path(), &["pro.example"]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prosody-piefxis");
+    for u in ["frank", "gina"] {
+        let f = fixtures.join(format!("{u}@pro.example.xml"));
+        let o = ctl(&cfg, &["import_piefxis", f.to_str().unwrap()]);
+        assert!(o.code == 0 && o.stdout.contains("1 user created"), "{o:?}");
+    }
+    let srv = serve(&cfg).await;
+    login(&srv, "SCRAM-SHA-1", "frank", "pro.example", "frank-pw").await.unwrap();
+    login(&srv, "SCRAM-SHA-1", "gina", "pro.example", "gïna pw").await.unwrap();
+    assert!(login(&srv, "SCRAM-SHA-1", "gina", "pro.example", "wrong").await.is_err());
+    let (mut p, _) = TestClient::connect_starttls_to(srv.c2s, &srv.ca, "pro.example").await;
+    assert!(p.plain("frank", "frank-pw").await.contains("success"));
+    srv.shared.shutdown.cancel();
 }

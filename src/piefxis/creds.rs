@@ -44,10 +44,15 @@ pub fn parse(user: &Element, skipped: &mut Vec<String>) -> Result<Option<Credent
                 continue;
             }
         };
-        if slot.is_some() {
-            return Err(format!("two <scram-credentials mechanism='{mech}'> elements"));
+        let k = keys(el, mech, len)?;
+        // §4.3: one element per mechanism. Prosody 0.12's migrator appends a
+        // second, identical one when run twice over the same file: accepted.
+        match slot {
+            Some(old) if *old != k => {
+                return Err(format!("two different <scram-credentials mechanism='{mech}'> elements"))
+            }
+            _ => *slot = Some(k),
         }
-        *slot = Some(keys(el, mech, len)?);
     }
     Ok(match (sha1, sha256) {
         (None, None) => None,
