@@ -53,6 +53,11 @@ impl OutboundRx {
         p
     }
 
+    /// Refuse further stanzas; those already queued can still be taken.
+    pub fn close(&mut self) {
+        self.rx.close();
+    }
+
     /// The next stanza if one is queued.
     pub fn try_recv(&mut self) -> Result<Outbound, mpsc::error::TryRecvError> {
         let m = self.rx.try_recv()?;
@@ -98,6 +103,9 @@ pub struct SessionHandle {
     last_presence: Mutex<Option<Bytes>>,
     /// Set when the session must close; `closing` wakes its task.
     close: Mutex<Option<CloseReason>>,
+    /// A message was stored offline for this account after it became
+    /// available: the session's task delivers offline storage again.
+    offline_poke: AtomicBool,
     /// Wakes the session's task to close.
     pub closing: Notify,
     /// Where a stanza refused by the full queue is counted.
@@ -131,6 +139,7 @@ impl SessionHandle {
             carbons: AtomicBool::new(false),
             last_presence: Mutex::new(None),
             close: Mutex::new(None),
+            offline_poke: AtomicBool::new(false),
             closing: Notify::new(),
             metrics: None,
         }
@@ -143,8 +152,9 @@ impl SessionHandle {
     }
 
     /// Whether the session is available (sent initial presence, not unavailable).
+    /// SeqCst with [`SessionHandle::set_presence`]: see `im::offline::store`.
     pub fn is_available(&self) -> bool {
-        self.available.load(Ordering::Relaxed)
+        self.available.load(Ordering::SeqCst)
     }
 
     /// Its current priority.
@@ -155,7 +165,7 @@ impl SessionHandle {
     /// Record broadcast presence (RFC 6121 §4.2, §4.5).
     pub fn set_presence(&self, available: bool, priority: i8) {
         self.priority.store(priority, Ordering::Relaxed);
-        self.available.store(available, Ordering::Relaxed);
+        self.available.store(available, Ordering::SeqCst);
     }
 
     /// Whether the session requested the roster.
@@ -196,6 +206,17 @@ impl SessionHandle {
         }
         drop(c);
         self.closing.notify_one();
+    }
+
+    /// Ask the session's task to deliver offline storage again (XEP-0160).
+    pub fn poke_offline(&self) {
+        self.offline_poke.store(true, Ordering::SeqCst);
+        self.closing.notify_one();
+    }
+
+    /// Whether a poke is pending (and clear it).
+    pub fn take_offline_poke(&self) -> bool {
+        self.offline_poke.load(Ordering::Relaxed) && self.offline_poke.swap(false, Ordering::SeqCst)
     }
 
     /// The close reason, once requested.

@@ -185,3 +185,46 @@ async fn iq_without_valid_type_is_bad_request() {
     let got = a.expect("</iq>").await;
     assert!(got.contains("<bad-request"), "{got}");
 }
+
+/// Stanzas accepted for a session that ends are routed again (RFC 6121
+/// §8.5.3.2, as ejabberd does with a dead session's queue): a reader too
+/// slow is cut with <policy-violation/>, and every message sent to it either
+/// reached its socket or waits in offline storage (XEP-0160). None is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_messages_of_an_ended_session_are_not_lost() {
+    use std::sync::atomic::Ordering;
+    let srv =
+        start_server_with("[limits]\nshaper_bytes_per_sec = 0\nstanzas_per_sec = 0\noutbound_queue_bytes = 262144\n")
+            .await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;
+    let mut b = TestClient::online(&srv, "bob", "pb", "b", 0).await; // stops reading
+    let body = "q".repeat(16 * 1024);
+    let cut = &srv.shared.metrics.slow_consumers_closed_total;
+    let mut sent = 0;
+    while cut.load(Ordering::Relaxed) == 0 {
+        assert!(sent < 8000, "bob was never cut off after {sent} messages");
+        a.send(&format!("<message to='bob@localhost/b' type='chat' id='q{sent}.'><body>{body}</body></message>")).await;
+        sent += 1;
+    }
+    a.send("<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    a.expect_stanza("id='alive'").await;
+    // What reached bob's socket, up to the end of the stream.
+    let got = b.expect_closed().await;
+    assert!(got.contains("policy-violation"), "{}", &got[got.len().saturating_sub(300)..]);
+    let stored = srv.shared.store.offline("bob", "localhost").unwrap();
+    assert!(!stored.is_empty(), "nothing was queued when bob was cut");
+    let ids = |text: &str| -> Vec<usize> {
+        text.split("id='q").skip(1).filter_map(|t| t.split_once(".'")?.0.parse().ok()).collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    seen.extend(ids(&got));
+    for m in &stored {
+        seen.extend(ids(&m.stanza));
+    }
+    let missing: Vec<usize> = (0..sent).filter(|i| !seen.contains(i)).collect();
+    println!("sent {sent}, stored offline {}, missing {missing:?}", stored.len());
+    assert!(missing.is_empty(), "lost {} of {sent}: {missing:?}", missing.len());
+    srv.stop().await;
+}

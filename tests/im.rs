@@ -452,3 +452,29 @@ async fn roster_size_limit() {
     }
     assert!(a.expect_stanza("id='s3'").await.contains("<not-allowed"));
 }
+
+/// XEP-0160 / RFC 6121 §8.5.2.2.1: a message stored offline in the instant
+/// its recipient became available (the router saw no available resource, the
+/// session then read an empty store) is not left in storage: the store wakes
+/// the available session, which delivers it with its delay stamp.
+#[tokio::test]
+async fn message_stored_after_initial_presence_is_delivered() {
+    let srv = start_server().await;
+    srv.register("alice", "pa");
+    srv.register("bob", "pb");
+    let mut b = TestClient::online(&srv, "bob", "pb", "phone", 0).await;
+    // What a sender's task does when it lost that race.
+    let stanza = "<message from='alice@localhost/x' to='bob@localhost' type='chat' id='late'><body>raced</body></message>";
+    let bob = xmppd::jid::Jid::parse("bob@localhost").unwrap();
+    xmppd::im::offline::store(&srv.shared, &bob, stanza.as_bytes()).unwrap();
+    let got = b.expect_stanza("id='late'").await;
+    assert!(got.contains("raced") && got.contains("urn:xmpp:delay"), "{got}");
+    for _ in 0..50 {
+        if srv.shared.store.offline("bob", "localhost").unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(srv.shared.store.offline("bob", "localhost").unwrap().is_empty(), "left in storage");
+    srv.stop().await;
+}

@@ -264,8 +264,10 @@ impl Conn {
 
     /// XEP-0160: after initial presence, stored messages in order, each with
     /// a XEP-0203 delay; removed from the store only once written.
-    async fn deliver_offline(&mut self) -> Result<(), Exit> {
+    pub(super) async fn deliver_offline(&mut self) -> Result<(), Exit> {
         let Some(jid) = self.session.as_ref().map(|s| s.jid.clone()) else { return Ok(()) };
+        // Pairs with the fence in `im::offline::wake_recipient`.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let (user, host) = (jid.node().unwrap_or("").to_string(), jid.domain().to_string());
         let msgs = match self.shared.store.offline(&user, &host) {
             Ok(m) => m,
@@ -312,6 +314,14 @@ impl Conn {
         {
             crate::modules::last::record_logout(&self.shared, user, host, self.last_status.as_deref());
         }
-        self.rx = None;
+        // Stanzas accepted for this session but never written are routed
+        // again (offline storage, other resources, bounces): see requeue.rs.
+        let unsent = std::mem::take(&mut self.unsent);
+        if let Some(rx) = self.rx.take() {
+            let n = super::requeue::reroute_queued(&self.shared, &session, unsent, rx);
+            if n > 0 {
+                tracing::debug!(conn = self.id, jid = %session.jid, n, "routed queued stanzas again");
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 mod bound;
 mod negotiate;
+mod requeue;
 mod shaper;
 pub mod transport;
 
@@ -102,6 +103,8 @@ pub(crate) struct Conn {
     pub(crate) csi_inactive: bool,
     /// XEP-0352: presence held back while inactive, the latest per sender.
     pub(crate) held: Vec<(String, bytes::Bytes)>,
+    /// Stanzas of a batch whose write failed, routed again at unbind.
+    pub(crate) unsent: Vec<bytes::Bytes>,
     /// When the client last sent anything (XEP-0199 server pings).
     pub(crate) last_rx: Instant,
     /// A server ping is outstanding since then.
@@ -140,6 +143,7 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         directed: Vec::new(),
         csi_inactive: false,
         held: Vec::new(),
+        unsent: Vec::new(),
         last_rx: Instant::now(),
         ping_sent: None,
         last_status: None,
@@ -184,6 +188,13 @@ impl Conn {
         // Wakes the loop when a shaper pause ends.
         let mut resume = std::pin::pin!(tokio::time::sleep_until(deadline));
         loop {
+            // XEP-0160: a message was stored offline after this session's
+            // initial presence (im::offline::wake_recipient).
+            if self.session.as_ref().is_some_and(|s| s.take_offline_poke()) {
+                if let Err(e) = self.deliver_offline().await {
+                    return e;
+                }
+            }
             // The shaper's pause ran out: process what it left framed (the
             // stanza shaper stops mid-buffer), then read again.
             if let Some(t) = self.pause {
@@ -249,6 +260,7 @@ impl Conn {
                     if let Some(r) = self.session.as_ref().and_then(|s| s.close_reason()) {
                         return Exit::Error(r.error, r.text);
                     }
+                    // Not a close: an offline poke, handled at the loop's top.
                     closing = None;
                 }
                 Wake::Read(Ok(0)) => return Exit::Peer,
@@ -322,14 +334,18 @@ impl Conn {
 
     /// Write one queued stanza and whatever else is queued now, as one TLS
     /// record and one `write` (up to [`BATCH_BYTES`]). While the client is
-    /// inactive (XEP-0352) presence is held back.
+    /// inactive (XEP-0352) presence is held back. If the write fails (the
+    /// peer is gone, or stopped reading and the session is cut), the batch
+    /// is kept in `unsent` and routed again with the rest of the queue
+    /// (requeue.rs): accepted stanzas are not dropped.
     async fn write_batch(&mut self, first: bytes::Bytes) -> Result<(), Exit> {
         let next = |rx: &mut Option<OutboundRx>| match rx.as_mut().map(|r| r.try_recv()) {
             Some(Ok(Outbound::Stanza(b))) => Some(b),
             _ => None,
         };
         let mut pending = Some(first);
-        let mut buf: Vec<u8> = Vec::new();
+        let mut batch: Vec<bytes::Bytes> = Vec::new();
+        let mut len = 0;
         while let Some(b) = pending.take() {
             if self.csi_inactive && b.starts_with(b"<presence") {
                 self.hold(b);
@@ -337,32 +353,31 @@ impl Conn {
                 if self.csi_inactive && !self.held.is_empty() {
                     for (_, p) in self.held.drain(..) {
                         self.shared.metrics.stanza_out(crate::router::Kind::Presence);
-                        buf.extend_from_slice(&p);
+                        len += p.len();
+                        batch.push(p);
                     }
                 }
                 self.shared.metrics.stanza_out_bytes(&b);
-                if buf.is_empty() {
-                    // The common case, one stanza: written without a copy.
-                    match next(&mut self.rx) {
-                        None => return self.write(&b).await,
-                        Some(n) => {
-                            buf.reserve(b.len() + n.len());
-                            buf.extend_from_slice(&b);
-                            pending = Some(n);
-                            continue;
-                        }
-                    }
-                }
-                buf.extend_from_slice(&b);
+                len += b.len();
+                batch.push(b);
             }
-            if buf.len() < BATCH_BYTES {
+            if len < BATCH_BYTES {
                 pending = next(&mut self.rx);
             }
         }
-        if buf.is_empty() {
-            return Ok(());
+        let r = match batch.as_slice() {
+            [] => return Ok(()),
+            // The common case, one stanza: written without a copy.
+            [one] => self.write(one).await,
+            many => {
+                let buf = many.concat();
+                self.write(&buf).await
+            }
+        };
+        if r.is_err() {
+            self.unsent = batch;
         }
-        self.write(&buf).await
+        r
     }
 
     /// XEP-0352 §5: keep only the latest presence per sender.
@@ -441,22 +456,28 @@ impl Conn {
         if let Poll::Ready(r) = first {
             return r.map_err(|_| Exit::Io);
         }
-        let closing = async {
-            match &session {
-                Some(s) => s.closing.notified().await,
-                None => std::future::pending().await,
+        let mut send = std::pin::pin!(tokio::time::timeout(WRITE_TIMEOUT, send));
+        loop {
+            let closing = async {
+                match &session {
+                    Some(s) => s.closing.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                r = &mut send => return match r {
+                    Ok(Ok(())) => Ok(()),
+                    _ => Err(Exit::Io),
+                },
+                _ = closing => {
+                    if let Some(r) = session.as_ref().and_then(|s| s.close_reason()) {
+                        return Err(Exit::Error(r.error, r.text));
+                    }
+                    // Not a close: an offline poke, which stays set for
+                    // the connection loop; keep writing.
+                }
             }
-        };
-        tokio::select! {
-            biased;
-            r = tokio::time::timeout(WRITE_TIMEOUT, send) => match r {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(Exit::Io),
-            },
-            _ = closing => Err(match session.and_then(|s| s.close_reason()) {
-                Some(r) => Exit::Error(r.error, r.text),
-                None => Exit::Io,
-            }),
         }
     }
 

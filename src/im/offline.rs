@@ -36,9 +36,29 @@ pub fn store(shared: &Shared, to: &Jid, stamped: &[u8]) -> Result<Outcome, Stanz
         return Ok(Outcome::Dropped);
     }
     match shared.store.push_offline(user, host, &text, shared.config().im.max_offline_messages) {
-        Ok(true) => Ok(Outcome::Stored),
+        Ok(true) => {
+            wake_recipient(shared, to);
+            Ok(Outcome::Stored)
+        }
         Ok(false) => Err(StanzaError::ServiceUnavailable),
         Err(e) => Err(super::roster::store_err(e)),
+    }
+}
+
+/// Close the race with a recipient that becomes available while its
+/// message is being stored: the router saw no available resource, but the
+/// session may have sent initial presence and read offline storage since.
+/// Both sides write then read (the session: `available`, then the store;
+/// here: the store, then `available`), with a SeqCst fence between, so at
+/// least one sees the other: either that session's read finds the message,
+/// or this check finds it available and has it read the store again.
+fn wake_recipient(shared: &Shared, to: &Jid) {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    let bare = to.to_bare();
+    let sessions = shared.router.sessions_of(&bare);
+    // RFC 6121 §8.5.2.1.1: the one a bare-JID message would go to.
+    if let Some(s) = sessions.iter().filter(|s| s.is_available() && s.priority() >= 0).max_by_key(|s| s.priority()) {
+        s.poke_offline();
     }
 }
 

@@ -326,27 +326,51 @@ async fn login(ctx: &Ctx, idx: u64, n: u64) -> Result<(Session, LoginOk), String
     send(&mut tls, out.as_bytes()).await?;
     let mut s = Session { tls, framer, bare };
     let mut replies = Vec::new();
+    // Logged in once the roster has come and the server has echoed our
+    // initial presence (RFC 6121 §4.2.2): from then on the server treats the
+    // session as available and routes bare-JID messages to it (§8.5.2.1.1).
+    let (mut roster, mut echoed) = (None, false);
     loop {
         let st = next_stanza(&mut s.tls, &mut s.framer).await?;
+        if st.starts_with(b"<presence") && attr(&st, "type").is_none() {
+            let from = attr(&st, "from").unwrap_or_default();
+            echoed |= from.split(|&b| b == b'/').next() == Some(s.bare.as_bytes());
+        }
         if let Some((id, ok, items)) = s.handle(ctx, &st, &mut replies)? {
             match (id.as_str(), ok) {
                 ("bind" | "sess", true) => {}
-                ("roster", true) => {
-                    if !replies.is_empty() {
-                        send(&mut s.tls, &replies).await?;
-                    }
-                    return Ok((s, LoginOk { roster_items: items }));
-                }
+                ("roster", true) => roster = Some(items),
                 _ => return Err(format!("iq {id} failed: {}", String::from_utf8_lossy(&st))),
             }
         }
         if !replies.is_empty() {
             send(&mut s.tls, &std::mem::take(&mut replies)).await?;
         }
+        if let (Some(items), true) = (roster, echoed) {
+            return Ok((s, LoginOk { roster_items: items }));
+        }
     }
 }
 
 impl Session {
+    /// Handle every stanza the framer holds; `Err` when the stream failed.
+    fn drain(&mut self, ctx: &Ctx, idx: u64, out: &mut Vec<u8>) -> Result<(), ()> {
+        loop {
+            match self.framer.next_event() {
+                Ok(Some(Event::Stanza(st))) => {
+                    if st.starts_with(b"<stream:error") {
+                        ctx.stats.error(format!("{}: {}", ctx.args.user(idx), String::from_utf8_lossy(&st)));
+                        return Err(());
+                    }
+                    self.handle(ctx, &st, out).map_err(|_| ())?;
+                }
+                Ok(Some(Event::StreamOpen(_))) => {}
+                Ok(Some(Event::StreamClose)) | Err(_) => return Err(()),
+                Ok(None) => return Ok(()),
+            }
+        }
+    }
+
     /// Account for one received stanza; an iq result or error is returned as
     /// (id, is-result, roster items), requests addressed to us are answered into `out`.
     fn handle(&self, ctx: &Ctx, st: &[u8], out: &mut Vec<u8>) -> Result<Option<(String, bool, u64)>, String> {
@@ -452,6 +476,16 @@ pub async fn connection(
     drop(results);
     let mut out = Vec::new();
     let closed_by_us = loop {
+        // What is framed (also what the login read ahead), then wait for more.
+        if session.drain(&ctx, idx, &mut out).is_err() {
+            break false;
+        }
+        if !out.is_empty() {
+            if send(&mut session.tls, &out).await.is_err() {
+                break false;
+            }
+            out = Vec::new();
+        }
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break true };
@@ -482,37 +516,6 @@ pub async fn connection(
                 match r {
                     Ok(0) | Err(_) => break false,
                     Ok(_) => {}
-                }
-                let mut failed = false;
-                loop {
-                    match session.framer.next_event() {
-                        Ok(Some(Event::Stanza(st))) => {
-                            if st.starts_with(b"<stream:error") {
-                                s.error(format!("{}: {}", ctx.args.user(idx), String::from_utf8_lossy(&st)));
-                                failed = true;
-                                break;
-                            }
-                            if session.handle(&ctx, &st, &mut out).is_err() {
-                                failed = true;
-                                break;
-                            }
-                        }
-                        Ok(Some(Event::StreamOpen(_))) => {}
-                        Ok(Some(Event::StreamClose)) | Err(_) => {
-                            failed = true;
-                            break;
-                        }
-                        Ok(None) => break,
-                    }
-                }
-                if failed {
-                    break false;
-                }
-                if !out.is_empty() {
-                    if send(&mut session.tls, &out).await.is_err() {
-                        break false;
-                    }
-                    out = Vec::new();
                 }
             }
         }
