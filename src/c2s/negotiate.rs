@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::sasl::{Context, Failure, Mechanism, SaslSession, Step};
 use crate::session::SessionHandle;
 use crate::stanza::{StanzaError, StreamError};
+use crate::xml::element::check_qname;
 use crate::xml::{ns, Element, StanzaHead};
 use base64::Engine;
 use quick_xml::events::{BytesStart, Event as QEvent};
@@ -45,9 +46,12 @@ fn header_attrs(tag: &[u8]) -> Result<(String, Vec<(String, String)>), Exit> {
     for a in start.attributes().with_checks(true) {
         let a = a.map_err(|_| bad())?;
         let v = a.unescape_value().map_err(|_| bad())?;
+        check_qname(std::str::from_utf8(a.key.as_ref()).map_err(|_| bad())?).map_err(|_| bad())?;
         attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), v.into_owned()));
     }
     let _ = QEvent::Eof::<'static>; // (quick-xml types used above)
+                                    // Namespaces in XML §4: the header's name is a QName too.
+    check_qname(&inner[..name_len]).map_err(|_| bad())?;
     Ok((inner[..name_len].to_string(), attrs))
 }
 

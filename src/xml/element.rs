@@ -77,6 +77,7 @@ impl Scopes {
         for a in start.attributes().with_checks(true) {
             let a = a.map_err(|_| XmlError::NotWellFormed("bad attribute"))?;
             let key = std::str::from_utf8(a.key.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+            check_qname(key)?;
             let value = a.unescape_value().map_err(|_| XmlError::Restricted("unknown entity reference"))?;
             check_chars(&value)?;
             if key == "xmlns" {
@@ -98,7 +99,7 @@ impl Scopes {
         let (frame, attrs) = Scopes::scan(start, true)?;
         let name = start.name();
         let qname = std::str::from_utf8(name.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
-        let (local, ns) = match qname.split_once(':') {
+        let (local, ns) = match check_qname(qname)? {
             Some((p, l)) => {
                 let ns = self.resolve(&frame, p).ok_or(XmlError::NotWellFormed("undeclared namespace prefix"))?;
                 (l.to_string(), ns.to_string())
@@ -113,9 +114,9 @@ impl Scopes {
     /// nothing: for the descendants of a stanza that is forwarded as bytes.
     pub(crate) fn enter_checked(&mut self, start: &BytesStart<'_>) -> Result<(), XmlError> {
         let (frame, _) = Scopes::scan(start, false)?;
-        let qname = start.name();
-        if let Some(i) = qname.as_ref().iter().position(|&b| b == b':') {
-            let p = std::str::from_utf8(&qname.as_ref()[..i]).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+        let name = start.name();
+        let qname = std::str::from_utf8(name.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+        if let Some((p, _)) = check_qname(qname)? {
             self.resolve(&frame, p).ok_or(XmlError::NotWellFormed("undeclared namespace prefix"))?;
         }
         self.stack.push(frame);
@@ -124,6 +125,25 @@ impl Scopes {
 
     pub(crate) fn leave(&mut self) {
         self.stack.pop();
+    }
+}
+
+/// Namespaces in XML 1.0 §4: `QName ::= PrefixedName | UnprefixedName`,
+/// `PrefixedName ::= Prefix ':' LocalPart`, and neither part (an NCName, §3)
+/// contains a colon. So a name has at most one colon, with something on
+/// both sides; anything else is not namespace-well-formed (§7), which
+/// RFC 6120 §11.4 / §4.9.3.13 answers with `<not-well-formed/>`. Returns the
+/// (prefix, local part) of a prefixed name. Without this `<x:y: .../>`
+/// would be read as local name `y:` and serialised into a name that does not
+/// parse again.
+pub(crate) fn check_qname(qname: &str) -> Result<Option<(&str, &str)>, XmlError> {
+    match qname.split_once(':') {
+        None if qname.is_empty() => Err(XmlError::NotWellFormed("empty name")),
+        None => Ok(None),
+        Some((p, l)) if p.is_empty() || l.is_empty() || l.contains(':') => {
+            Err(XmlError::NotWellFormed("name is not a QName"))
+        }
+        Some(pl) => Ok(Some(pl)),
     }
 }
 
@@ -372,6 +392,15 @@ mod tests {
             b"<a>\xff</a>",
             b"<a/><b/>",
             b"<a>",
+            // Namespaces in XML §4: not QNames (element and attribute names).
+            b"<x:y: xmlns:x='urn:x'/>",
+            b"<a><x:y:z xmlns:x='urn:x'/></a>",
+            b"<:a xmlns:=''/>",
+            b"<a: xmlns:a='urn:a'/>",
+            b"<a x:b:c='1' xmlns:x='urn:x'/>",
+            b"<a :b='1'/>",
+            b"<a b:='1'/>",
+            b"<a xmlns:='urn:x'/>",
         ] {
             assert!(Element::parse(bad, ns::CLIENT).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
