@@ -213,6 +213,26 @@ async fn failures_are_delayed_then_the_address_is_banned() {
     srv.stop().await;
 }
 
+/// A server shutdown does not wait for a pending SASL failure delay: the
+/// client gets <system-shutdown/> (RFC 6120 §4.9.3.22) instead of the
+/// delayed <failure/>, well before the 30 s delay would end.
+#[tokio::test]
+async fn shutdown_cuts_a_failure_delay_short() {
+    let srv = start_server_with("[auth]\nfailure_delay_ms = 30000\nmax_failures_per_ip = 0\n").await;
+    srv.register("bob", "pb");
+    let (mut x, _) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;
+    // The first failure is answered at once, the second after 30 s.
+    x.send(&plain_auth("bob", "wrong")).await;
+    x.expect("</failure>").await;
+    x.send(&plain_auth("bob", "wrong")).await;
+    assert!(x.try_expect("</failure>", Duration::from_millis(300)).await.is_none(), "second failure not delayed");
+    let t = Instant::now();
+    srv.stop().await;
+    let got = x.expect_closed().await;
+    assert!(got.contains("<system-shutdown ") && !got.contains("<failure"), "{got}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
+
 /// ejabberd-style shapers: over the byte or stanza rate the server stops
 /// reading (TCP backpressure) instead of disconnecting; everything still
 /// arrives.

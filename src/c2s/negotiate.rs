@@ -348,7 +348,15 @@ impl Conn {
                 tracing::warn!(peer = %self.peer, ban_secs = auth.ban_secs, "address banned after repeated authentication failures");
             }
             if !o.delay.is_zero() {
-                tokio::time::sleep(o.delay).await;
+                // A shutdown does not wait for the delay: like the
+                // connection loop (mod.rs, `run`), it ends the stream with
+                // <system-shutdown/> (RFC 6120 §4.9.3.22) at once.
+                tokio::select! {
+                    () = tokio::time::sleep(o.delay) => {}
+                    () = self.shared.shutdown.cancelled() => {
+                        return Err(Exit::Error(StreamError::SystemShutdown, None));
+                    }
+                }
             }
         }
         self.write(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition()).as_bytes()).await?;
