@@ -63,8 +63,9 @@ pub fn execute_account(
                     ))
                 }
             };
-            if password.is_empty() {
-                return Outcome::error(format!("Error: cannot_register: Can't register user {u}@{h}: Empty password"));
+            // RFC 8265 §4.2 OpaqueString (see `sasl::password`).
+            if let Err(e) = crate::sasl::prepare_password(password) {
+                return Outcome::error(format!("Error: cannot_register: Can't register user {u}@{h}: {e}"));
             }
             // Skip the PBKDF2 work when the answer is already known.
             if let Ok(Some(_)) = store.get_credentials(&u, &h) {
@@ -98,8 +99,9 @@ pub fn execute_account(
                 Ok(a) => a,
                 Err(o) => return o,
             };
-            if password.is_empty() {
-                return Outcome::error("Error: bad_argument: Empty password");
+            // RFC 8265 §4.2 OpaqueString (see `sasl::password`).
+            if let Err(e) = crate::sasl::prepare_password(password) {
+                return Outcome::error(format!("Error: bad_argument: newpass: {e}"));
             }
             match store.get_credentials(&u, &h) {
                 Ok(Some(_)) => {}

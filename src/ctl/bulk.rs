@@ -70,6 +70,11 @@ pub fn parse_text(text: &str, config: &Config, name: &str) -> Result<Parsed, Out
             err("expected `user host password`".into());
             continue;
         }
+        // RFC 8265 §4.2 OpaqueString (see `sasl::password`).
+        if let Err(e) = crate::sasl::prepare_password(password) {
+            err(e.to_string());
+            continue;
+        }
         let Some(h) = served_host(config, host) else {
             err(format!("Unknown virtual host: {host}"));
             continue;
