@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -184,21 +184,31 @@ impl Drop for ConnGuard {
     }
 }
 
-async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+/// The next connection on `listener`, or `None` once shutdown is requested.
+/// Accept errors (EMFILE and friends) are logged, then retried after a pause
+/// instead of spinning. Shared by the XMPP and HTTP listeners.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    shared: &Shared,
+    what: &'static str,
+) -> Option<(TcpStream, SocketAddr)> {
     loop {
         let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return None,
             a = listener.accept() => a,
         };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
+        match accepted {
+            Ok(a) => return Some(a),
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                tracing::warn!(error = %e, listener = what, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
+        }
+    }
+}
+
+async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    while let Some((tcp, peer)) = next_connection(&listener, &shared, "xmpp").await {
         let _ = tcp.set_nodelay(true);
         let n = shared.connections.fetch_add(1, Ordering::Relaxed);
         crate::metrics::Metrics::inc(&shared.metrics.connections_accepted_total);

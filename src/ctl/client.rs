@@ -3,7 +3,7 @@
 
 use super::commands::{self, Command, Kind};
 use super::protocol::{self, KIND_BULK, KIND_COMMAND};
-use super::{bulk, Outcome, STATUS_BADRPC};
+use super::{accounts, bulk, help, Outcome, STATUS_BADRPC};
 use crate::config::Config;
 use crate::storage::sqlite::SqliteStore;
 use std::io::ErrorKind;
@@ -81,7 +81,7 @@ pub fn run(config_path: Option<&Path>, args: &[String]) -> Outcome {
         Err(o) => return o,
     };
     if let Command::Help { topic } = &cmd {
-        return commands::help(topic.as_deref());
+        return help::help(topic.as_deref());
     }
     let config = match Config::load(config_path) {
         Ok((c, _)) => c,
@@ -164,5 +164,5 @@ fn without_daemon(cmd: &Command, config: &Config) -> Outcome {
         };
     }
     // No sessions to end: nobody is connected.
-    commands::execute_account(cmd, &store, config, &|_, _| {})
+    accounts::execute_account(cmd, &store, config, &|_, _| {})
 }
