@@ -229,6 +229,19 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
             if shared.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
                 tracing::warn!(%peer, reason = why, "connection limit reached");
             }
+            if kind == ListenKind::C2sDirectTls {
+                // XEP-0368 §3: on this port TLS comes before any XML, so a
+                // plaintext stream error (RFC 6120 §4.9.3.17) would be
+                // garbage to the client's TLS stack; and a handshake only to
+                // say "go away" costs the server a key exchange and a
+                // signature per refused connection, which under a flood is
+                // the wrong trade. RFC 6120 §4.9 has stream errors sent on
+                // the stream; there is none yet, so the connection is just
+                // closed (the client sees a failed connection and may try
+                // another address, XEP-0368 §3 / RFC 6120 §3.2.1).
+                drop((tcp, guard));
+                continue;
+            }
             tracker.spawn(crate::c2s::refuse(tcp, shared.clone(), guard, why));
             continue;
         }

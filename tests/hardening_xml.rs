@@ -52,6 +52,7 @@ async fn xml_attacks_get_their_stream_errors() {
         ("colon in a local name", with_header(b"<x:y: xmlns:x='urn:x'/>"), "not-well-formed"),
         ("empty prefix", with_header(b"<message><:y xmlns:=''/></message>"), "not-well-formed"),
         ("colon in an attribute's local name", with_header(b"<message x:a:b='1' xmlns:x='urn:x'/>"), "not-well-formed"),
+        ("name character not allowed", with_header(b"<message><x:/ xmlns:x='urn:x'/></message>"), "not-well-formed"),
         ("stream header not a QName", b"<stream:stream: xmlns:stream='x'>".to_vec(), "not-well-formed"),
     ];
     let n = attacks.len() as u64;

@@ -16,7 +16,6 @@
 
 use std::borrow::Cow;
 
-use precis_profiles::precis_core::profile::PrecisFastInvocation;
 use precis_profiles::precis_core::Error as PrecisError;
 use precis_profiles::OpaqueString;
 use rand::RngCore;
@@ -35,7 +34,8 @@ pub fn prepare_password(password: &str) -> Result<Cow<'_, str>, BadPassword> {
     if !password.is_empty() && password.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         return Ok(Cow::Borrowed(password));
     }
-    OpaqueString::enforce(password).map_err(|e| {
+    // RFC 8264 §7: until the output is stable (see `jid::enforce_stable`).
+    crate::jid::enforce_stable::<OpaqueString>(password).map(Cow::Owned).map_err(|e| {
         BadPassword(match e {
             _ if password.is_empty() => "Empty password".to_string(),
             PrecisError::BadCodepoint(c) => match char::from_u32(c.cp) {

@@ -137,14 +137,29 @@ impl Scopes {
 /// would be read as local name `y:` and serialised into a name that does not
 /// parse again.
 pub(crate) fn check_qname(qname: &str) -> Result<Option<(&str, &str)>, XmlError> {
+    let bad = XmlError::NotWellFormed("name is not a QName");
     match qname.split_once(':') {
-        None if qname.is_empty() => Err(XmlError::NotWellFormed("empty name")),
-        None => Ok(None),
-        Some((p, l)) if p.is_empty() || l.is_empty() || l.contains(':') => {
-            Err(XmlError::NotWellFormed("name is not a QName"))
-        }
-        Some(pl) => Ok(Some(pl)),
+        None if is_ncname(qname) => Ok(None),
+        Some((p, l)) if is_ncname(p) && is_ncname(l) => Ok(Some((p, l))),
+        _ => Err(bad),
     }
+}
+
+/// Namespaces in XML 1.0 §3: `NCName ::= Name - (Char* ':' Char*)`, with
+/// XML 1.0 §2.3's NameStartChar and NameChar. quick-xml does not check name
+/// characters: `<x:/ .../>` would otherwise be an element named `/`.
+fn is_ncname(s: &str) -> bool {
+    fn start(c: char) -> bool {
+        matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+            | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+            | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+            | '\u{10000}'..='\u{EFFFF}')
+    }
+    fn rest(c: char) -> bool {
+        start(c) || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    }
+    let mut chars = s.chars();
+    chars.next().is_some_and(start) && chars.all(rest)
 }
 
 /// XML 1.0 §2.2 Char: rejects control characters that arrive as references.
@@ -368,6 +383,8 @@ mod tests {
         assert_eq!(q.child("item", ns::ROSTER).unwrap().attr("jid"), Some("x"));
         assert_eq!(q.text(), "t<c>");
         assert!(e.child("x", "urn:p").is_some());
+        let e = Element::parse("<é-1.x xmlns='urn:e' ü·\u{300}='1' xml:lang='de'/>".as_bytes(), ns::CLIENT).unwrap();
+        assert_eq!((e.name.as_str(), e.attr("ü·\u{300}")), ("é-1.x", Some("1")));
     }
 
     #[test]
@@ -401,6 +418,11 @@ mod tests {
             b"<a :b='1'/>",
             b"<a b:='1'/>",
             b"<a xmlns:='urn:x'/>",
+            // §3 NCName / XML 1.0 §2.3: name characters.
+            b"<x:/ xmlns:x='urn:x'/>",
+            b"<a><x:1 xmlns:x='urn:x'/></a>",
+            b"<a -b='1'/>",
+            b"<a b\xc2\xa0c='1'/>",
         ] {
             assert!(Element::parse(bad, ns::CLIENT).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
