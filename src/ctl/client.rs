@@ -38,14 +38,19 @@ fn connect(path: &Path) -> Daemon {
     }
 }
 
+/// Exit 3 with ejabberdctl's first line "Failed RPC connection to the node
+/// xmppd: REASON", then what it means for xmppd.
+fn badrpc(reason: impl std::fmt::Display, detail: String) -> Outcome {
+    Outcome::fail(STATUS_BADRPC, format!("Failed RPC connection to the node xmppd: {reason}\n{detail}"))
+}
+
 /// The message when the daemon is not running (exit 3, like ejabberdctl's
 /// "Failed RPC connection to the node ...: nodedown").
 pub fn down(config: &Config) -> Outcome {
-    Outcome::fail(
-        STATUS_BADRPC,
+    badrpc(
+        "nodedown",
         format!(
-            "Failed RPC connection to the node xmppd: nodedown\n\
-             xmppd is not running: nothing listens on its admin socket {}\n\
+            "xmppd is not running: nothing listens on its admin socket {}\n\
              (start it with `xmppd serve`, using the same configuration and data_dir)",
             config.admin_socket().display()
         ),
@@ -53,24 +58,18 @@ pub fn down(config: &Config) -> Outcome {
 }
 
 fn unreachable(config: &Config, e: &std::io::Error) -> Outcome {
-    Outcome::fail(
-        STATUS_BADRPC,
-        format!(
-            "Failed RPC connection to the node xmppd: {e}\n\
-             cannot connect to the admin socket {} (run xmppd ctl as the user that runs xmppd)",
-            config.admin_socket().display()
-        ),
+    let socket = config.admin_socket();
+    badrpc(
+        e,
+        format!("cannot connect to the admin socket {} (run xmppd ctl as the user that runs xmppd)", socket.display()),
     )
 }
 
 fn lost(config: &Config, e: &std::io::Error) -> Outcome {
-    Outcome::fail(
-        STATUS_BADRPC,
-        format!(
-            "Failed RPC connection to the node xmppd: {e}\n\
-             the daemon did not answer on {}; the command may or may not have taken effect",
-            config.admin_socket().display()
-        ),
+    let socket = config.admin_socket();
+    badrpc(
+        e,
+        format!("the daemon did not answer on {}; the command may or may not have taken effect", socket.display()),
     )
 }
 
