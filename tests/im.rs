@@ -464,7 +464,8 @@ async fn message_stored_after_initial_presence_is_delivered() {
     srv.register("bob", "pb");
     let mut b = TestClient::online(&srv, "bob", "pb", "phone", 0).await;
     // What a sender's task does when it lost that race.
-    let stanza = "<message from='alice@localhost/x' to='bob@localhost' type='chat' id='late'><body>raced</body></message>";
+    let stanza =
+        "<message from='alice@localhost/x' to='bob@localhost' type='chat' id='late'><body>raced</body></message>";
     let bob = xmppd::jid::Jid::parse("bob@localhost").unwrap();
     xmppd::im::offline::store(&srv.shared, &bob, stanza.as_bytes()).unwrap();
     let got = b.expect_stanza("id='late'").await;
