@@ -28,19 +28,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accept HTTP connections until shutdown.
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
     let open = Arc::new(AtomicUsize::new(0));
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "http accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    while let Some((tcp, peer)) = crate::server::next_connection(&listener, &shared, "http").await {
         if open.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
             open.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!(%peer, "http connection limit reached");

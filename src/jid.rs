@@ -10,8 +10,28 @@
 //! classes; case mapping and NFC are then ASCII lowercasing and identity).
 
 use precis_profiles::precis_core::profile::PrecisFastInvocation;
+use precis_profiles::precis_core::Error as PrecisError;
 use precis_profiles::{OpaqueString, UsernameCaseMapped};
 use std::fmt;
+
+/// Enforce PRECIS profile `P` until its output is stable. RFC 8264 §7: the
+/// rules are not always idempotent, so they are applied again to their
+/// output, at most three more times; a string whose output is still
+/// changing, or is rejected on a later pass, is rejected. Without this,
+/// "x\u{387}" (GREEK ANO TELEIA) passed OpaqueString, became U+00B7 by NFC,
+/// and that output was then rejected: a JID displayed as a string that no
+/// longer parses (fuzz/regressions/jid/crash-6f21658e).
+pub(crate) fn enforce_stable<P: PrecisFastInvocation>(s: &str) -> Result<String, PrecisError> {
+    let mut out = P::enforce(s)?.into_owned();
+    for _ in 0..3 {
+        let again = P::enforce(out.as_str())?;
+        if again == out {
+            return Ok(out);
+        }
+        out = again.into_owned();
+    }
+    Err(PrecisError::Invalid)
+}
 
 /// A parsed, normalised JID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -37,7 +57,7 @@ fn localpart(n: &str) -> Result<String, JidError> {
     let out = if n.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         n.to_ascii_lowercase()
     } else {
-        UsernameCaseMapped::enforce(n).map_err(|_| JidError("localpart is not a valid username (PRECIS)"))?.into_owned()
+        enforce_stable::<UsernameCaseMapped>(n).map_err(|_| JidError("localpart is not a valid username (PRECIS)"))?
     };
     if out.is_empty() || out.len() > MAX_PART {
         return Err(JidError("localpart must be 1 to 1023 bytes"));
@@ -53,9 +73,7 @@ fn resourcepart(r: &str) -> Result<String, JidError> {
     let out = if !r.is_empty() && r.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         r.to_owned()
     } else {
-        OpaqueString::enforce(r)
-            .map_err(|_| JidError("resourcepart is not a valid opaque string (PRECIS)"))?
-            .into_owned()
+        enforce_stable::<OpaqueString>(r).map_err(|_| JidError("resourcepart is not a valid opaque string (PRECIS)"))?
     };
     if out.is_empty() || out.len() > MAX_PART {
         return Err(JidError("resourcepart must be 1 to 1023 bytes"));
@@ -217,6 +235,7 @@ mod tests {
             "a@[not-ip]",     // bad IP literal
             "a@..",           // empty labels
             "\u{5d0}a@x",     // bidi rule: RTL followed by LTR
+            "a@x/m\u{387}",   // NFC makes U+00B7, which then fails its context rule (RFC 8264 §7)
         ] {
             assert!(Jid::parse(bad).is_err(), "{bad:?}");
         }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -184,21 +184,31 @@ impl Drop for ConnGuard {
     }
 }
 
-async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+/// The next connection on `listener`, or `None` once shutdown is requested.
+/// Accept errors (EMFILE and friends) are logged, then retried after a pause
+/// instead of spinning. Shared by the XMPP and HTTP listeners.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    shared: &Shared,
+    what: &'static str,
+) -> Option<(TcpStream, SocketAddr)> {
     loop {
         let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return None,
             a = listener.accept() => a,
         };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
+        match accepted {
+            Ok(a) => return Some(a),
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                tracing::warn!(error = %e, listener = what, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
+        }
+    }
+}
+
+async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    while let Some((tcp, peer)) = next_connection(&listener, &shared, "xmpp").await {
         let _ = tcp.set_nodelay(true);
         let n = shared.connections.fetch_add(1, Ordering::Relaxed);
         crate::metrics::Metrics::inc(&shared.metrics.connections_accepted_total);
@@ -218,6 +228,19 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
             // flood fill the disk.
             if shared.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
                 tracing::warn!(%peer, reason = why, "connection limit reached");
+            }
+            if kind == ListenKind::C2sDirectTls {
+                // XEP-0368 §3: on this port TLS comes before any XML, so a
+                // plaintext stream error (RFC 6120 §4.9.3.17) would be
+                // garbage to the client's TLS stack; and a handshake only to
+                // say "go away" costs the server a key exchange and a
+                // signature per refused connection, which under a flood is
+                // the wrong trade. RFC 6120 §4.9 has stream errors sent on
+                // the stream; there is none yet, so the connection is just
+                // closed (the client sees a failed connection and may try
+                // another address, XEP-0368 §3 / RFC 6120 §3.2.1).
+                drop((tcp, guard));
+                continue;
             }
             tracker.spawn(crate::c2s::refuse(tcp, shared.clone(), guard, why));
             continue;

@@ -325,12 +325,20 @@ async fn accounts_and_sessions_through_the_daemon() {
     assert_eq!(ok(&o), (0, "11 users registered, 1 already existed\n"), "{o:?}");
     std::fs::write(&file, (5..25).map(|i| format!("b{i} localhost pw{i}\n")).collect::<String>()).unwrap();
     let config = xmppd::config::Config::load(Some(&cfg)).unwrap().0;
-    let o = tokio::task::spawn_blocking(move || xmppd::ctl::client::register_bulk_via_daemon(&file, &config, 3))
+    let batched = file.clone();
+    let o = tokio::task::spawn_blocking(move || xmppd::ctl::client::register_bulk_via_daemon(&batched, &config, 3))
         .await
         .unwrap();
     assert_eq!(o, xmppd::ctl::Outcome::ok("13 users registered, 7 already existed\n"));
     assert_eq!(srv.shared.store.count_users("localhost").unwrap(), 25);
     assert_eq!(ctl_async(&cfg, &["check_password", "b20", "localhost", "pw20"]).await.code, 0);
+    // A bad line is named by its line number, and nothing reaches the daemon.
+    std::fs::write(&file, "b30 localhost pw30\n\nb31 localhost\n").unwrap();
+    let o = ctl_async(&cfg, &["register_bulk", file.to_str().unwrap()]).await;
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("bulk.txt:3: expected `user host password`"), "{o:?}");
+    assert!(o.stderr.ends_with("No account was registered (1 bad line).\n"), "{o:?}");
+    assert_eq!(ctl_async(&cfg, &["check_account", "b30", "localhost"]).await.code, 1);
 
     // stop shuts the daemon down.
     assert_eq!(ok(&ctl_async(&cfg, &["stop"]).await), (0, ""));

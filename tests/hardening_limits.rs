@@ -38,6 +38,34 @@ async fn per_address_connection_limit() {
     srv.stop().await;
 }
 
+/// On the direct-TLS port (XEP-0368) a connection over the limit is closed
+/// without a byte and without a TLS handshake: a plaintext stream error
+/// would be unreadable to the TLS client (see `server::accept_loop`).
+#[tokio::test]
+async fn direct_tls_over_the_limit_is_closed() {
+    let srv = start_server_with("[limits]\nmax_connections_per_ip = 2\n").await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TestClient::connect_from(srv.c2s, "127.0.0.2").await;
+        c.open().await;
+        held.push(c);
+    }
+    let mut raw = common::tcp_from(srv.direct_tls, "127.0.0.2").await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut got));
+    assert!(read.await.is_ok(), "not closed");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    let tcp = common::tcp_from(srv.direct_tls, "127.0.0.2").await;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    assert!(common::tls_connector(&srv.ca_path()).connect(name, tcp).await.is_err(), "handshake over the limit");
+    assert_eq!(srv.shared.metrics.connections_refused_total.load(Ordering::Relaxed), 2);
+    // Other addresses still get in over direct TLS.
+    let mut ok = TestClient::connect_tls(srv.direct_tls, &srv.ca_path()).await;
+    assert!(ok.open().await.contains("<stream:features"));
+    drop(held);
+    srv.stop().await;
+}
+
 /// Slowloris: a client trickling a byte at a time is still cut at the
 /// authentication deadline with <connection-timeout/> (RFC 6120 §4.9.3.4).
 #[tokio::test]
@@ -211,6 +239,26 @@ async fn failures_are_delayed_then_the_address_is_banned() {
     y.scram("SCRAM-SHA-256", "bob", "pb").await.unwrap();
     fresh_pair_chats(&srv, "b").await;
     srv.stop().await;
+}
+
+/// A server shutdown does not wait for a pending SASL failure delay: the
+/// client gets <system-shutdown/> (RFC 6120 §4.9.3.22) instead of the
+/// delayed <failure/>, well before the 30 s delay would end.
+#[tokio::test]
+async fn shutdown_cuts_a_failure_delay_short() {
+    let srv = start_server_with("[auth]\nfailure_delay_ms = 30000\nmax_failures_per_ip = 0\n").await;
+    srv.register("bob", "pb");
+    let (mut x, _) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;
+    // The first failure is answered at once, the second after 30 s.
+    x.send(&plain_auth("bob", "wrong")).await;
+    x.expect("</failure>").await;
+    x.send(&plain_auth("bob", "wrong")).await;
+    assert!(x.try_expect("</failure>", Duration::from_millis(300)).await.is_none(), "second failure not delayed");
+    let t = Instant::now();
+    srv.stop().await;
+    let got = x.expect_closed().await;
+    assert!(got.contains("<system-shutdown ") && !got.contains("<failure"), "{got}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
 
 /// ejabberd-style shapers: over the byte or stanza rate the server stops

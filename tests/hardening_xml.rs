@@ -47,6 +47,13 @@ async fn xml_attacks_get_their_stream_errors() {
         ("U+FFFE", with_header("<message><body>\u{FFFE}</body></message>".as_bytes()), "not-well-formed"),
         ("mismatched tags", with_header(b"<message><body></message></body>"), "not-well-formed"),
         ("text between stanzas", with_header(b"hello"), "not-well-formed"),
+        // Namespaces in XML 1.0 §4: a QName has one colon at most, with a
+        // prefix and a local part (RFC 6120 §11.4).
+        ("colon in a local name", with_header(b"<x:y: xmlns:x='urn:x'/>"), "not-well-formed"),
+        ("empty prefix", with_header(b"<message><:y xmlns:=''/></message>"), "not-well-formed"),
+        ("colon in an attribute's local name", with_header(b"<message x:a:b='1' xmlns:x='urn:x'/>"), "not-well-formed"),
+        ("name character not allowed", with_header(b"<message><x:/ xmlns:x='urn:x'/></message>"), "not-well-formed"),
+        ("stream header not a QName", b"<stream:stream: xmlns:stream='x'>".to_vec(), "not-well-formed"),
     ];
     let n = attacks.len() as u64;
     for (name, payload, condition) in attacks {
@@ -101,6 +108,33 @@ async fn jids_are_normalised_and_validated() {
     let got = c.expect("</iq>").await;
     assert!(got.contains("type='error'") && got.contains("<bad-request "), "{got}");
     fresh_pair_chats(&srv, "j").await;
+    srv.stop().await;
+}
+
+/// The fuzz finding fuzz/regressions/xml/crash-923bdde0…: a child named
+/// `x:y:` inside a routed message was accepted and then forwarded or
+/// serialised as a name that no longer parses. Namespaces in XML 1.0 §4
+/// (QName = Prefix ':' LocalPart, neither with a colon) makes it
+/// not-well-formed (RFC 6120 §11.4, §4.9.3.13), for elements and attributes.
+#[tokio::test]
+async fn names_that_are_not_qnames_are_not_well_formed() {
+    let (srv, _, mut b) = common::alice_and_bob().await;
+    for (i, bad) in [
+        "<message to='bob@localhost/b' type='chat'><body>q0</body><x:y: xmlns:x='urn:x' x:a='1'/></message>",
+        "<message to='bob@localhost/b' type='chat'><body>q1</body><x:y xmlns:x='urn:x' x:a:='1'/></message>",
+        "<message to='bob@localhost/b' type='chat' a:b:c='1' xmlns:a='urn:a'><body>q2</body></message>",
+        "<message to='bob@localhost/b' type='chat'><body>q3</body><y: xmlns='urn:y'/></message>",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut a = TestClient::online(&srv, "alice", "pa", &format!("q{i}"), 0).await;
+        a.send(bad).await;
+        let got = a.expect_closed().await;
+        assert!(got.contains("<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{bad}: {got}");
+    }
+    assert!(!b.drain(Duration::from_millis(300)).await.contains("<body>q"), "a bad stanza was delivered");
+    fresh_pair_chats(&srv, "q").await;
     srv.stop().await;
 }
 

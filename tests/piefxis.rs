@@ -233,6 +233,15 @@ fn errors_name_the_file_line_and_element() {
     assert!(o.stderr.contains(&format!("{f}:4: <user name='a/b'>: malformed user name")), "{}", o.stderr);
     let o = run("<roster/>");
     assert!(o.stderr.contains("not a XEP-0227 file"), "{}", o.stderr);
+    // A plaintext password must be an OpaqueString (RFC 8265 §4.2).
+    let o = run(&format!("{head}<user name='b' password='tab&#9;bed'/></host></server-data>"));
+    assert!(
+        o.stderr.contains(&format!(
+            "{f}:4: <user name='b'>: password attribute: Invalid password: control character U+0009"
+        )),
+        "{}",
+        o.stderr
+    );
     let o = run(&format!(
         "{head}<xi:include xmlns:xi='http://www.w3.org/2001/XInclude' href='missing.xml'/></host></server-data>"
     ));

@@ -1,23 +1,21 @@
 //! Stream negotiation (RFC 6120 §4–§7): the stream header, features,
-//! STARTTLS, SASL and resource binding.
+//! STARTTLS and resource binding; SASL (§6) is in `sasl.rs`.
 
 use super::transport::Transport;
 use super::{Conn, Exit, State};
 use crate::config::SessionLimit;
 use crate::jid::Jid;
 use crate::metrics::Metrics;
-use crate::sasl::{Context, Failure, Mechanism, SaslSession, Step};
+use crate::sasl::{Failure, Mechanism};
 use crate::session::SessionHandle;
 use crate::stanza::{StanzaError, StreamError};
+use crate::xml::element::check_qname;
 use crate::xml::{ns, Element, StanzaHead};
-use base64::Engine;
 use quick_xml::events::{BytesStart, Event as QEvent};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Our stream header (RFC 6120 §4.7): `from` our domain, a fresh `id`.
 pub(crate) fn header_xml(host: &str, to: Option<&str>, id: u64) -> String {
@@ -45,9 +43,12 @@ fn header_attrs(tag: &[u8]) -> Result<(String, Vec<(String, String)>), Exit> {
     for a in start.attributes().with_checks(true) {
         let a = a.map_err(|_| bad())?;
         let v = a.unescape_value().map_err(|_| bad())?;
+        check_qname(std::str::from_utf8(a.key.as_ref()).map_err(|_| bad())?).map_err(|_| bad())?;
         attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), v.into_owned()));
     }
     let _ = QEvent::Eof::<'static>; // (quick-xml types used above)
+                                    // Namespaces in XML §4: the header's name is a QName too.
+    check_qname(&inner[..name_len]).map_err(|_| bad())?;
     Ok((inner[..name_len].to_string(), attrs))
 }
 
@@ -165,7 +166,7 @@ impl Conn {
         f
     }
 
-    fn exporter(&self) -> Option<Vec<u8>> {
+    pub(super) fn exporter(&self) -> Option<Vec<u8>> {
         self.io.tls_conn().and_then(crate::tls::tls_exporter)
     }
 
@@ -174,7 +175,7 @@ impl Conn {
     }
 
     /// Strongest first; -PLUS only where tls-exporter is available (RFC 9266).
-    fn offered_mechanisms(&self) -> Vec<Mechanism> {
+    pub(super) fn offered_mechanisms(&self) -> Vec<Mechanism> {
         let plus = self.has_exporter();
         [
             Mechanism::ScramSha256Plus,
@@ -232,131 +233,6 @@ impl Conn {
         Ok(())
     }
 
-    /// A banned address (too many SASL failures, see [`crate::abuse`]) gets
-    /// `<policy-violation/>` with a text saying so, like ejabberd's
-    /// mod_fail2ban.
-    fn check_ban(&self) -> Result<(), Exit> {
-        let Some(left) = self.shared.guard.banned(self.peer.ip(), Instant::now()) else { return Ok(()) };
-        Metrics::inc(&self.shared.metrics.banned_streams_total);
-        let secs = left.as_secs().max(1);
-        Err(Exit::Error(
-            StreamError::PolicyViolation,
-            Some(format!("too many authentication failures from your address; try again in {secs} seconds")),
-        ))
-    }
-
-    async fn on_auth(&mut self, el: &Element) -> Result<(), Exit> {
-        self.check_ban()?;
-        let mech = el.attr("mechanism").and_then(Mechanism::from_name);
-        let secure = self.io.is_tls();
-        if !secure && !self.shared.config().auth.allow_plaintext {
-            // §6.5.4 encryption-required: TLS must come first (§5.3.1).
-            return self.sasl_failure(Failure::EncryptionRequired).await;
-        }
-        let Some(mech) = mech.filter(|m| self.offered_mechanisms().contains(m)) else {
-            // §6.5.8 invalid-mechanism.
-            return self.sasl_failure(Failure::InvalidMechanism).await;
-        };
-        let session = SaslSession::new(mech, Context { tls_exporter: self.exporter(), secure });
-        self.state = State::Sasl(Box::new(session));
-        self.sasl_step(&el.text()).await
-    }
-
-    async fn on_response(&mut self, el: &Element) -> Result<(), Exit> {
-        self.sasl_step(&el.text()).await
-    }
-
-    /// Decode (§6.4.2: "=" is an empty response) and run one SASL step.
-    async fn sasl_step(&mut self, text: &str) -> Result<(), Exit> {
-        let text = text.trim();
-        let data = if text == "=" {
-            Vec::new()
-        } else {
-            match B64.decode(text) {
-                Ok(d) => d,
-                Err(_) => return self.sasl_failure(Failure::IncorrectEncoding).await,
-            }
-        };
-        let State::Sasl(session) = &mut self.state else { return Ok(()) };
-        let store = self.shared.store.clone();
-        let host = self.host.clone();
-        let mut step = session.step(&data, &mut |user| store.get_credentials(user, &host).ok().flatten());
-        // RFC 6120 §6.4.6: an authzid naming another domain (or anyone but
-        // the authenticated user, checked by the mechanism) is refused.
-        if matches!(step, Step::Success { .. }) {
-            let foreign = session.authzid().filter(|a| a.contains('@')).map(|a| match Jid::parse(a) {
-                Ok(j) => j.domain() != host || j.resource().is_some(),
-                Err(_) => true,
-            });
-            if foreign == Some(true) {
-                step = Step::Failure(Failure::InvalidAuthzid);
-            }
-        }
-        match step {
-            Step::Challenge(c) => {
-                let body = if c.is_empty() { String::new() } else { B64.encode(c) };
-                self.write(format!("<challenge xmlns='{}'>{body}</challenge>", ns::SASL).as_bytes()).await
-            }
-            Step::Success { username, additional } => {
-                let body = additional.map(|a| B64.encode(a)).unwrap_or_default();
-                self.write(format!("<success xmlns='{}'>{body}</success>", ns::SASL).as_bytes()).await?;
-                tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
-                Metrics::inc(&self.shared.metrics.auth_successes_total);
-                self.shared.guard.success(&format!("{username}@{}", self.host));
-                self.user = Some(username);
-                // §6.4.6: the stream restarts.
-                self.framer.reset();
-                self.state = State::Header;
-                Ok(())
-            }
-            Step::Failure(f) => self.sasl_failure(f).await,
-        }
-    }
-
-    /// §6.4.5: `<failure/>`, after a delay that grows with the failures of
-    /// the address and the account (see [`crate::abuse`]); after too many
-    /// on this connection it is closed, and an address with too many in
-    /// the window is banned.
-    async fn sasl_failure(&mut self, f: Failure) -> Result<(), Exit> {
-        let account = match &self.state {
-            State::Sasl(s) => s.attempted_user().map(|u| format!("{u}@{}", self.host)),
-            _ => None,
-        };
-        self.state = State::Negotiating;
-        let mut banned = false;
-        if f != Failure::Aborted {
-            self.auth_failures += 1;
-            Metrics::inc(&self.shared.metrics.auth_failures_total);
-            let config = self.shared.config();
-            let auth = &config.auth;
-            let o = self.shared.guard.failure(auth, self.peer.ip(), account.as_deref(), Instant::now());
-            tracing::info!(
-                conn = self.id,
-                peer = %self.peer,
-                account = account.as_deref(),
-                condition = f.condition(),
-                delay_ms = o.delay.as_millis() as u64,
-                "authentication failed"
-            );
-            if o.banned {
-                banned = true;
-                Metrics::inc(&self.shared.metrics.bans_total);
-                tracing::warn!(peer = %self.peer, ban_secs = auth.ban_secs, "address banned after repeated authentication failures");
-            }
-            if !o.delay.is_zero() {
-                tokio::time::sleep(o.delay).await;
-            }
-        }
-        self.write(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition()).as_bytes()).await?;
-        if banned {
-            self.check_ban()?;
-        }
-        if self.auth_failures >= self.shared.config().limits.max_auth_failures {
-            return Err(Exit::Error(StreamError::PolicyViolation, Some("too many authentication failures".into())));
-        }
-        Ok(())
-    }
-
     /// After authentication, before binding: only bind and session iqs.
     async fn on_unbound_stanza(&mut self, bytes: &[u8], el: &Element) -> Result<(), Exit> {
         let id = el.attr("id").unwrap_or("").to_string();
@@ -387,6 +263,20 @@ impl Conn {
         Ok(())
     }
 
+    /// An error reply to the bind iq `id` (RFC 6120 §7.7.2: from the
+    /// server, to the not yet bound client).
+    async fn bind_error(&mut self, id: &str, condition: StanzaError) -> Result<(), Exit> {
+        let head = StanzaHead {
+            name: "iq".into(),
+            ns: ns::CLIENT.into(),
+            attrs: vec![("id".into(), id.into())],
+            head_len: 0,
+            empty: true,
+        };
+        let reply = crate::stanza::error_reply(&head, &self.host, "", condition);
+        self.write(&reply).await
+    }
+
     /// RFC 6120 §7.6: bind a client-chosen or generated resource. A session
     /// already bound to the same full JID is replaced and closed with
     /// `<conflict/>` (§7.7.2.2, the policy ejabberd and Prosody use).
@@ -399,18 +289,8 @@ impl Conn {
         });
         let jid = match Jid::parse(&format!("{user}@{}/{resource}", self.host)) {
             Ok(j) => j,
-            Err(_) => {
-                // §7.7.2.1: a resource that cannot be processed is bad-request.
-                let head = StanzaHead {
-                    name: "iq".into(),
-                    ns: ns::CLIENT.into(),
-                    attrs: vec![("id".into(), id.into())],
-                    head_len: 0,
-                    empty: true,
-                };
-                let reply = crate::stanza::error_reply(&head, &self.host, "", StanzaError::BadRequest);
-                return self.write(&reply).await;
-            }
+            // §7.7.2.1: a resource that cannot be processed is bad-request.
+            Err(_) => return self.bind_error(id, StanzaError::BadRequest).await,
         };
         let config = self.shared.config();
         let limits = &config.limits;
@@ -420,15 +300,7 @@ impl Conn {
         if others.len() >= limits.max_sessions_per_account {
             Metrics::inc(&self.shared.metrics.session_limit_hits_total);
             if limits.session_limit == SessionLimit::Refuse {
-                let head = StanzaHead {
-                    name: "iq".into(),
-                    ns: ns::CLIENT.into(),
-                    attrs: vec![("id".into(), id.into())],
-                    head_len: 0,
-                    empty: true,
-                };
-                let reply = crate::stanza::error_reply(&head, &self.host, "", StanzaError::ResourceConstraint);
-                return self.write(&reply).await;
+                return self.bind_error(id, StanzaError::ResourceConstraint).await;
             }
             others.sort_by_key(|s| s.id);
             for old in &others[..=others.len() - limits.max_sessions_per_account] {

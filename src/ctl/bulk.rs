@@ -8,7 +8,7 @@
 //! when the daemon is down, or sends them to the daemon in batches of
 //! [`BATCH`] accounts. Existing accounts are skipped and counted.
 
-use super::commands::served_host;
+use super::accounts::served_host;
 use super::Outcome;
 use crate::config::Config;
 use crate::jid::normalize_node;
@@ -68,6 +68,11 @@ pub fn parse_text(text: &str, config: &Config, name: &str) -> Result<Parsed, Out
         let password = parts.next().unwrap_or_default().trim_start();
         if host.is_empty() || password.is_empty() {
             err("expected `user host password`".into());
+            continue;
+        }
+        // RFC 8265 §4.2 OpaqueString (see `sasl::password`).
+        if let Err(e) = crate::sasl::prepare_password(password) {
+            err(e.to_string());
             continue;
         }
         let Some(h) = served_host(config, host) else {
@@ -168,7 +173,7 @@ pub fn store_batch(fields: &[String], store: &dyn Store, config: &Config) -> Out
     };
     for (u, h, _) in &rows {
         if served_host(config, h).as_deref() != Some(h.as_str()) {
-            return super::commands::unknown_host("cannot_register", h);
+            return super::accounts::unknown_host("cannot_register", h);
         }
         if normalize_node(u).ok().as_deref() != Some(u.as_str()) {
             return Outcome::error(format!("Error: cannot_register: Can't register user {u}@{h}: Malformed username"));

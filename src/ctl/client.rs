@@ -3,7 +3,7 @@
 
 use super::commands::{self, Command, Kind};
 use super::protocol::{self, KIND_BULK, KIND_COMMAND};
-use super::{bulk, Outcome, STATUS_BADRPC};
+use super::{accounts, bulk, help, Outcome, STATUS_BADRPC};
 use crate::config::Config;
 use crate::storage::sqlite::SqliteStore;
 use std::io::ErrorKind;
@@ -38,14 +38,19 @@ fn connect(path: &Path) -> Daemon {
     }
 }
 
+/// Exit 3 with ejabberdctl's first line "Failed RPC connection to the node
+/// xmppd: REASON", then what it means for xmppd.
+fn badrpc(reason: impl std::fmt::Display, detail: String) -> Outcome {
+    Outcome::fail(STATUS_BADRPC, format!("Failed RPC connection to the node xmppd: {reason}\n{detail}"))
+}
+
 /// The message when the daemon is not running (exit 3, like ejabberdctl's
 /// "Failed RPC connection to the node ...: nodedown").
 pub fn down(config: &Config) -> Outcome {
-    Outcome::fail(
-        STATUS_BADRPC,
+    badrpc(
+        "nodedown",
         format!(
-            "Failed RPC connection to the node xmppd: nodedown\n\
-             xmppd is not running: nothing listens on its admin socket {}\n\
+            "xmppd is not running: nothing listens on its admin socket {}\n\
              (start it with `xmppd serve`, using the same configuration and data_dir)",
             config.admin_socket().display()
         ),
@@ -53,24 +58,18 @@ pub fn down(config: &Config) -> Outcome {
 }
 
 fn unreachable(config: &Config, e: &std::io::Error) -> Outcome {
-    Outcome::fail(
-        STATUS_BADRPC,
-        format!(
-            "Failed RPC connection to the node xmppd: {e}\n\
-             cannot connect to the admin socket {} (run xmppd ctl as the user that runs xmppd)",
-            config.admin_socket().display()
-        ),
+    let socket = config.admin_socket();
+    badrpc(
+        e,
+        format!("cannot connect to the admin socket {} (run xmppd ctl as the user that runs xmppd)", socket.display()),
     )
 }
 
 fn lost(config: &Config, e: &std::io::Error) -> Outcome {
-    Outcome::fail(
-        STATUS_BADRPC,
-        format!(
-            "Failed RPC connection to the node xmppd: {e}\n\
-             the daemon did not answer on {}; the command may or may not have taken effect",
-            config.admin_socket().display()
-        ),
+    let socket = config.admin_socket();
+    badrpc(
+        e,
+        format!("the daemon did not answer on {}; the command may or may not have taken effect", socket.display()),
     )
 }
 
@@ -81,7 +80,7 @@ pub fn run(config_path: Option<&Path>, args: &[String]) -> Outcome {
         Err(o) => return o,
     };
     if let Command::Help { topic } = &cmd {
-        return commands::help(topic.as_deref());
+        return help::help(topic.as_deref());
     }
     let config = match Config::load(config_path) {
         Ok((c, _)) => c,
@@ -164,5 +163,5 @@ fn without_daemon(cmd: &Command, config: &Config) -> Outcome {
         };
     }
     // No sessions to end: nobody is connected.
-    commands::execute_account(cmd, &store, config, &|_, _| {})
+    accounts::execute_account(cmd, &store, config, &|_, _| {})
 }

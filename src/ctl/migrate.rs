@@ -5,7 +5,8 @@
 //! in transactions of [`IMPORT_BATCH`] users so a running daemon's writers
 //! wait at most a moment (SQLite's `busy_timeout` covers it).
 
-use super::commands::{served_host, Command};
+use super::accounts::served_host;
+use super::commands::Command;
 use super::Outcome;
 use crate::config::Config;
 use crate::piefxis::{self, ImportStats};

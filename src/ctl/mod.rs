@@ -1,8 +1,10 @@
 //! `xmppd ctl`: administration commands with ejabberdctl's names, messages
 //! and exit codes, and the admin socket that serves them inside the daemon.
 //!
-//! - [`commands`]: the command table, argument parsing, help, and the one
-//!   implementation of the account commands over any [`Store`](crate::storage::Store).
+//! - [`commands`]: the command table and argument parsing; [`help`]: the
+//!   help and usage texts.
+//! - [`accounts`]: the one implementation of the account commands over any
+//!   [`Store`](crate::storage::Store).
 //! - [`client`]: what `xmppd ctl` runs. It first connects to the admin socket
 //!   (`data_dir/admin.sock`); when the daemon answers every command goes
 //!   through it, so account changes take effect at once and end sessions.
@@ -16,9 +18,11 @@
 //! Exit codes are ejabberdctl's: 0 success, 1 error, 2 usage (no command),
 //! 3 the daemon cannot be reached ("Failed RPC connection").
 
+pub mod accounts;
 pub mod bulk;
 pub mod client;
 pub mod commands;
+pub mod help;
 pub mod migrate;
 pub mod protocol;
 pub mod server;

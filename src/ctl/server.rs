@@ -7,7 +7,7 @@
 
 use super::commands::{self, Command, Kind};
 use super::protocol::{self, KIND_BULK, KIND_COMMAND};
-use super::{bulk, stats, Outcome};
+use super::{accounts, bulk, help, stats, Outcome};
 use crate::jid::{normalize_node, Jid};
 use crate::server::Shared;
 use crate::stanza::StreamError;
@@ -164,7 +164,7 @@ async fn execute(kind: u8, fields: Vec<String>, shared: &Arc<Shared>) -> (Outcom
     // Never log arguments: they may hold passwords.
     tracing::info!(command = cmd.spec().name, "admin command");
     match cmd {
-        Command::Help { topic } => (commands::help(topic.as_deref()), false),
+        Command::Help { topic } => (help::help(topic.as_deref()), false),
         Command::Status => (Outcome::ok(status_text()), false),
         Command::ReloadConfig => {
             let s = shared.clone();
@@ -203,7 +203,7 @@ async fn execute(kind: u8, fields: Vec<String>, shared: &Arc<Shared>) -> (Outcom
                         tracing::info!(jid = %bare, sessions = n, reason = text, "sessions closed");
                     }
                 };
-                commands::execute_account(&cmd, &*s.store, &s.config(), &end)
+                accounts::execute_account(&cmd, &*s.store, &s.config(), &end)
             })
             .await;
             (out, false)
@@ -227,8 +227,8 @@ pub fn status_text() -> String {
 }
 
 fn kick(shared: &Shared, user: &str, host: &str, resource: &str, reason: &str) -> Outcome {
-    let Some(h) = commands::served_host(&shared.config(), host) else {
-        return commands::unknown_host("not_found", host);
+    let Some(h) = accounts::served_host(&shared.config(), host) else {
+        return accounts::unknown_host("not_found", host);
     };
     let reason = if reason.is_empty() { "Kicked by administrator" } else { reason };
     let n = match normalize_node(user) {

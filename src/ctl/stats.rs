@@ -1,7 +1,7 @@
 //! `stats`, `stats_host` (ejabberdctl's names and output: the bare number)
 //! and `reload_config`, run inside the daemon.
 
-use super::commands::{served_host, unknown_host};
+use super::accounts::{served_host, unknown_host};
 use super::Outcome;
 use crate::server::Shared;
 

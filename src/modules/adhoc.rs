@@ -9,7 +9,7 @@
 //! [`MAX_SESSIONS`] in all and [`MAX_SESSIONS_PER_JID`] per requester.
 
 use super::admin;
-use super::{to_server, Ctx, IqAnswer, IqRequest, Module};
+use super::{to_server, Ctx, Disco, IqAnswer, IqRequest, Module, NodeAnswer};
 use crate::jid::Jid;
 use crate::stanza::StanzaError;
 use crate::xml::{ns, Element};
@@ -176,15 +176,14 @@ impl Module for AdHoc {
         &[NS]
     }
 
-    fn disco_items(&self, node: &str, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> Option<Result<Vec<Element>, StanzaError>> {
-        (node == NS && to_server(req)).then(|| Ok(self.items(req, ctx)))
-    }
-
-    fn disco_info(&self, node: &str, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> Option<Result<Vec<Element>, StanzaError>> {
+    fn disco_node(&self, kind: Disco, node: &str, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> NodeAnswer {
         if !to_server(req) {
             return None;
         }
-        self.info(node, req, ctx)
+        match kind {
+            Disco::Items => (node == NS).then(|| Ok(self.items(req, ctx))),
+            Disco::Info => self.info(node, req, ctx),
+        }
     }
 
     fn handle(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> IqAnswer {

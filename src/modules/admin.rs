@@ -252,7 +252,10 @@ fn exists(shared: &crate::server::Shared, u: &str, h: &str) -> Result<(), Stanza
 /// The new password: present and long enough (`registration.min_password_length`).
 fn password<'a>(shared: &crate::server::Shared, domain: &str, v: &'a Values) -> Result<&'a str, StanzaError> {
     let pw = v.get("password").and_then(|p| p.first()).map(String::as_str).unwrap_or_default();
-    if pw.is_empty() || pw.chars().count() < shared.config().registration_for(domain).min_password_length {
+    // RFC 8265 §4.2 OpaqueString (see `sasl::password`); XEP-0133 §4's
+    // error table: not-acceptable for data the server does not accept.
+    let Ok(prepared) = crate::sasl::prepare_password(pw) else { return Err(StanzaError::NotAcceptable) };
+    if prepared.chars().count() < shared.config().registration_for(domain).min_password_length {
         return Err(StanzaError::NotAcceptable);
     }
     Ok(pw)

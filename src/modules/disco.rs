@@ -1,6 +1,6 @@
 //! XEP-0030 service discovery: disco#info and disco#items.
 
-use super::{to_server, Ctx, IqAnswer, IqRequest, Module, Modules};
+use super::{to_server, Ctx, Disco, IqAnswer, IqRequest, Module, Modules};
 use crate::stanza::StanzaError;
 use crate::xml::{ns, Element};
 
@@ -21,7 +21,7 @@ impl Module for DiscoInfo {
         let mut q = Element::new("query", ns::DISCO_INFO);
         if let Some(node) = req.payload.attr("node") {
             // Nodes defined by modules (XEP-0050 §2.3 command nodes).
-            if let Some(answer) = ctx.shared.modules.disco_info(node, req, ctx) {
+            if let Some(answer) = ctx.shared.modules.disco_node(Disco::Info, node, req, ctx) {
                 q.set_attr("node", node);
                 q.children.extend(answer?.into_iter().map(crate::xml::Node::Element));
                 return Ok(Some(q));
@@ -73,7 +73,8 @@ impl Module for DiscoItems {
             return Err(StanzaError::BadRequest);
         }
         if let Some(node) = req.payload.attr("node") {
-            let items = ctx.shared.modules.disco_items(node, req, ctx).ok_or(StanzaError::ItemNotFound)??;
+            let items =
+                ctx.shared.modules.disco_node(Disco::Items, node, req, ctx).ok_or(StanzaError::ItemNotFound)??;
             let mut q = Element::new("query", ns::DISCO_ITEMS).with_attr("node", node);
             q.children.extend(items.into_iter().map(crate::xml::Node::Element));
             return Ok(Some(q));

@@ -49,6 +49,19 @@ pub struct Ctx<'a> {
     pub session: &'a Arc<SessionHandle>,
 }
 
+/// Which disco request a node answer is for (XEP-0030).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disco {
+    /// disco#info (§3).
+    Info,
+    /// disco#items (§4).
+    Items,
+}
+
+/// A module's answer for a disco node: `None` if it does not define the
+/// node, else the children of the query (or a stanza error).
+pub type NodeAnswer = Option<Result<Vec<Element>, StanzaError>>;
+
 /// A server module.
 pub trait Module: Send + Sync {
     /// Namespaces of the payloads it handles.
@@ -59,24 +72,10 @@ pub trait Module: Send + Sync {
     }
     /// Answer a request; `Err` becomes a stanza error.
     fn handle(&self, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> IqAnswer;
-    /// The children of a disco#items answer for `node` (XEP-0030 §4.1), if
-    /// this module defines that node.
-    fn disco_items(
-        &self,
-        _node: &str,
-        _req: &IqRequest<'_>,
-        _ctx: &Ctx<'_>,
-    ) -> Option<Result<Vec<Element>, StanzaError>> {
-        None
-    }
-    /// The identities and features of a disco#info answer for `node`
-    /// (XEP-0030 §3.2), if this module defines that node.
-    fn disco_info(
-        &self,
-        _node: &str,
-        _req: &IqRequest<'_>,
-        _ctx: &Ctx<'_>,
-    ) -> Option<Result<Vec<Element>, StanzaError>> {
+    /// The children of a disco answer for `node` (disco#info identities and
+    /// features, XEP-0030 §3.2; disco#items items, §4.1), if this module
+    /// defines that node.
+    fn disco_node(&self, _kind: Disco, _node: &str, _req: &IqRequest<'_>, _ctx: &Ctx<'_>) -> NodeAnswer {
         None
     }
 }
@@ -124,24 +123,9 @@ impl Modules {
         f
     }
 
-    /// The first module's answer for a disco node (see [`Module::disco_items`]).
-    pub fn disco_items(
-        &self,
-        node: &str,
-        req: &IqRequest<'_>,
-        ctx: &Ctx<'_>,
-    ) -> Option<Result<Vec<Element>, StanzaError>> {
-        self.list.iter().find_map(|m| m.disco_items(node, req, ctx))
-    }
-
-    /// The first module's answer for a disco node (see [`Module::disco_info`]).
-    pub fn disco_info(
-        &self,
-        node: &str,
-        req: &IqRequest<'_>,
-        ctx: &Ctx<'_>,
-    ) -> Option<Result<Vec<Element>, StanzaError>> {
-        self.list.iter().find_map(|m| m.disco_info(node, req, ctx))
+    /// The first module's answer for a disco node (see [`Module::disco_node`]).
+    pub fn disco_node(&self, kind: Disco, node: &str, req: &IqRequest<'_>, ctx: &Ctx<'_>) -> NodeAnswer {
+        self.list.iter().find_map(|m| m.disco_node(kind, node, req, ctx))
     }
 
     /// Answer an iq get/set addressed to the server or to the requester's

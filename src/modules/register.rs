@@ -160,7 +160,10 @@ pub fn validate_password_change(query: &Element, me: &Jid, min_len: usize) -> Re
     if password.is_empty() {
         return Err(StanzaError::BadRequest);
     }
-    if password.chars().count() < min_len {
+    // RFC 8265 §4.2 OpaqueString (see `sasl::password`); XEP-0077 §3.1 /
+    // §3.3 answer data the server does not accept with not-acceptable.
+    let prepared = crate::sasl::prepare_password(&password).map_err(|_| StanzaError::NotAcceptable)?;
+    if prepared.chars().count() < min_len {
         return Err(StanzaError::NotAcceptable);
     }
     Ok(password)
@@ -179,7 +182,10 @@ pub fn validate_registration(query: &Element, min_len: usize) -> Result<(String,
         return Err(StanzaError::NotAcceptable);
     }
     let node = normalize_node(username).map_err(|_| StanzaError::JidMalformed)?;
-    if password.chars().count() < min_len {
+    // RFC 8265 §4.2 OpaqueString (see `sasl::password`); XEP-0077 §3.1 /
+    // §3.3 answer data the server does not accept with not-acceptable.
+    let prepared = crate::sasl::prepare_password(&password).map_err(|_| StanzaError::NotAcceptable)?;
+    if prepared.chars().count() < min_len {
         return Err(StanzaError::NotAcceptable);
     }
     Ok((node, password))

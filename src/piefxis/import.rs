@@ -146,6 +146,11 @@ pub fn user_record(el: &Element, host: &str, origin: String, skipped: &mut Vec<S
     let mut rec = UserRecord { user, host: host.to_string(), origin, ..UserRecord::default() };
     rec.password = el.attr("password").filter(|p| !p.is_empty()).map(str::to_string);
     rec.creds = creds::parse(el, skipped)?;
+    // A plaintext password becomes SCRAM keys (`derive_missing`): it must be
+    // an OpaqueString (RFC 8265 §4.2), as at registration.
+    if let (None, Some(p)) = (&rec.creds, &rec.password) {
+        crate::sasl::prepare_password(p).map_err(|e| format!("password attribute: {e}"))?;
+    }
     for child in el.elements() {
         match (child.ns.as_str(), child.name.as_str()) {
             (super::NS_SCRAM, "scram-credentials") => {}

@@ -17,12 +17,15 @@ pub const MAX_ITERATIONS: u32 = 10_000_000;
 
 /// The PLAIN message (RFC 4616 §2): `authzid NUL authcid NUL passwd`.
 pub fn plain_message(authzid: &str, username: &str, password: &str) -> Vec<u8> {
+    // RFC 4616 §2: the client prepares the password (OpaqueString, RFC 8265 §4.2).
+    let password = super::password::prepared(password);
     format!("{authzid}\0{username}\0{password}").into_bytes()
 }
 
 /// SaltedPassword := Hi(password, salt, i) (RFC 5802 §3), to precompute.
 pub fn salted_password(hash: Hash, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
-    hash.salted_password(password.as_bytes(), salt, iterations)
+    // RFC 5802 §3: Hi(Normalize(password), ...), OpaqueString (RFC 8265 §4.2).
+    hash.salted_password(super::password::prepared(password).as_bytes(), salt, iterations)
 }
 
 /// A cached SaltedPassword with the parameters it was computed for.

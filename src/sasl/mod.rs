@@ -14,11 +14,13 @@
 //! compared after normalisation. [`SaslSession::authzid`] exposes what the
 //! client sent so the caller can check the domain part.
 //!
-//! Passwords are used as their UTF-8 bytes (no SASLprep), the same way by
-//! [`derive_credentials`], PLAIN and [`client`].
+//! Passwords are prepared with the PRECIS OpaqueString profile (RFC 8265
+//! §4.2, the successor of SASLprep that RFC 5802 §2.2 names), the same way by
+//! [`derive_credentials`], PLAIN and [`client`]: see `password`.
 
 pub mod client;
 pub mod crypto;
+mod password;
 mod plain;
 mod scram;
 
@@ -30,6 +32,7 @@ use base64::Engine as _;
 use rand::RngCore;
 
 pub use crypto::{derive_keys, Hash};
+pub use password::{derive_credentials, derive_credentials_with_salt, prepare_password, verify_password, BadPassword};
 
 use crate::storage::{Credentials, ScramKeys};
 
@@ -252,45 +255,6 @@ fn new_nonce() -> String {
     STANDARD.encode(bytes)
 }
 
-/// Derive stored credentials from a password (PBKDF2 with a fresh random
-/// salt, `iterations` rounds), for both SHA-1 and SHA-256.
-pub fn derive_credentials(password: &str, iterations: u32) -> Credentials {
-    let mut rng = rand::thread_rng();
-    let (mut salt1, mut salt256) = ([0u8; 16], [0u8; 16]);
-    rng.fill_bytes(&mut salt1);
-    rng.fill_bytes(&mut salt256);
-    derive_credentials_with_salt(password, &salt1, &salt256, iterations)
-}
-
-/// [`derive_credentials`] with given salts (tests, imports of existing keys).
-pub fn derive_credentials_with_salt(
-    password: &str,
-    sha1_salt: &[u8],
-    sha256_salt: &[u8],
-    iterations: u32,
-) -> Credentials {
-    Credentials {
-        sha1: derive_keys(Hash::Sha1, password, sha1_salt, iterations),
-        sha256: derive_keys(Hash::Sha256, password, sha256_salt, iterations),
-    }
-}
-
-/// Check a plaintext password against stored credentials (PLAIN, ctl
-/// check_password): the SHA-256 keys, or the SHA-1 keys for an account
-/// imported with SHA-1 keys only (see [`crate::piefxis::creds`]).
-pub fn verify_password(password: &str, creds: &Credentials) -> bool {
-    if creds.sha256.stored_key.is_empty() {
-        return !creds.sha1.stored_key.is_empty() && verify_keys(Hash::Sha1, password.as_bytes(), &creds.sha1);
-    }
-    verify_keys(Hash::Sha256, password.as_bytes(), &creds.sha256)
-}
-
-/// Recompute StoredKey from the password and compare in constant time.
-fn verify_keys(hash: Hash, password: &[u8], keys: &ScramKeys) -> bool {
-    let salted = hash.salted_password(password, &keys.salt, keys.iterations);
-    crypto::ct_eq(&hash.stored_key(&hash.client_key(&salted)), &keys.stored_key)
-}
-
 /// Authzid rule (RFC 6120 §6.4.6), see the module documentation: `authzid`
 /// is `username` itself or `username@domain` without a resource.
 fn authzid_allowed(authzid: &str, username: &str) -> bool {
@@ -355,18 +319,6 @@ mod tests {
         assert_eq!(Mechanism::from_name("DIGEST-MD5"), None);
         assert_eq!(Failure::NotAuthorized.condition(), "not-authorized");
         assert_eq!(Failure::InvalidAuthzid.condition(), "invalid-authzid");
-    }
-
-    #[test]
-    fn derive_and_verify() {
-        let c = derive_credentials("pencil", 4096);
-        assert!(verify_password("pencil", &c));
-        assert!(!verify_password("pencil2", &c));
-        assert_eq!(c.sha1.salt.len(), 16);
-        assert_ne!(c.sha1.salt, c.sha256.salt);
-        assert_eq!(c.sha1.stored_key.len(), 20);
-        assert_eq!(c.sha256.server_key.len(), 32);
-        assert_ne!(derive_credentials("pencil", 4096), c, "salt is random");
     }
 
     #[test]

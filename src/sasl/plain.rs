@@ -1,7 +1,8 @@
 //! PLAIN (RFC 4616), checked against the SCRAM-SHA-256 keys: the server
 //! recomputes StoredKey from the password, it never stores the password.
 
-use super::{authzid_allowed, keys_for, verify_keys, Failure, Hash};
+use super::password::{prepare_password, verify_keys};
+use super::{authzid_allowed, keys_for, Failure, Hash};
 use crate::storage::Credentials;
 
 /// A successful PLAIN exchange.
@@ -32,11 +33,19 @@ pub(crate) fn authenticate(
     fn utf8(b: &[u8]) -> Result<&str, Failure> {
         std::str::from_utf8(b).map_err(|_| Failure::MalformedRequest)
     }
-    let (authzid, authcid) = (utf8(authzid)?, utf8(authcid)?);
-    utf8(passwd)?;
+    let (authzid, authcid, passwd) = (utf8(authzid)?, utf8(authcid)?, utf8(passwd)?);
     if authcid.is_empty() || passwd.is_empty() {
         return Err(Failure::MalformedRequest);
     }
+    // RFC 4616 §2 with RFC 8265 §4.2 (OpaqueString for SASLprep): the
+    // password is prepared as it was when the keys were derived. One the
+    // profile rejects (a control character, say) is still valid PLAIN syntax
+    // (1*SAFE), so it is not malformed-request (RFC 6120 §6.5.9) but
+    // credentials that cannot be right: not-authorized (§6.5.10). No account
+    // is looked up, so this says nothing about which accounts exist.
+    let Ok(passwd) = prepare_password(passwd) else {
+        return Err(Failure::NotAuthorized);
+    };
     // A malformed username is answered like an unknown one (not-authorized),
     // and both still run PBKDF2 against fake keys so timing does not tell.
     let user = crate::jid::normalize_node(authcid).ok();
@@ -51,7 +60,7 @@ pub(crate) fn authenticate(
     if let Some(c) = found.filter(|c| c.sha256.stored_key.is_empty() && !c.sha1.stored_key.is_empty()) {
         (keys, known, hash) = (c.sha1, true, Hash::Sha1);
     }
-    let verified = verify_keys(hash, passwd, &keys);
+    let verified = verify_keys(hash, passwd.as_bytes(), &keys);
     let username = match user {
         Some(u) if known && verified => u,
         _ => return Err(Failure::NotAuthorized),

@@ -77,6 +77,7 @@ impl Scopes {
         for a in start.attributes().with_checks(true) {
             let a = a.map_err(|_| XmlError::NotWellFormed("bad attribute"))?;
             let key = std::str::from_utf8(a.key.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+            check_qname(key)?;
             let value = a.unescape_value().map_err(|_| XmlError::Restricted("unknown entity reference"))?;
             check_chars(&value)?;
             if key == "xmlns" {
@@ -98,7 +99,7 @@ impl Scopes {
         let (frame, attrs) = Scopes::scan(start, true)?;
         let name = start.name();
         let qname = std::str::from_utf8(name.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
-        let (local, ns) = match qname.split_once(':') {
+        let (local, ns) = match check_qname(qname)? {
             Some((p, l)) => {
                 let ns = self.resolve(&frame, p).ok_or(XmlError::NotWellFormed("undeclared namespace prefix"))?;
                 (l.to_string(), ns.to_string())
@@ -113,9 +114,9 @@ impl Scopes {
     /// nothing: for the descendants of a stanza that is forwarded as bytes.
     pub(crate) fn enter_checked(&mut self, start: &BytesStart<'_>) -> Result<(), XmlError> {
         let (frame, _) = Scopes::scan(start, false)?;
-        let qname = start.name();
-        if let Some(i) = qname.as_ref().iter().position(|&b| b == b':') {
-            let p = std::str::from_utf8(&qname.as_ref()[..i]).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+        let name = start.name();
+        let qname = std::str::from_utf8(name.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
+        if let Some((p, _)) = check_qname(qname)? {
             self.resolve(&frame, p).ok_or(XmlError::NotWellFormed("undeclared namespace prefix"))?;
         }
         self.stack.push(frame);
@@ -125,6 +126,40 @@ impl Scopes {
     pub(crate) fn leave(&mut self) {
         self.stack.pop();
     }
+}
+
+/// Namespaces in XML 1.0 §4: `QName ::= PrefixedName | UnprefixedName`,
+/// `PrefixedName ::= Prefix ':' LocalPart`, and neither part (an NCName, §3)
+/// contains a colon. So a name has at most one colon, with something on
+/// both sides; anything else is not namespace-well-formed (§7), which
+/// RFC 6120 §11.4 / §4.9.3.13 answers with `<not-well-formed/>`. Returns the
+/// (prefix, local part) of a prefixed name. Without this `<x:y: .../>`
+/// would be read as local name `y:` and serialised into a name that does not
+/// parse again.
+pub(crate) fn check_qname(qname: &str) -> Result<Option<(&str, &str)>, XmlError> {
+    let bad = XmlError::NotWellFormed("name is not a QName");
+    match qname.split_once(':') {
+        None if is_ncname(qname) => Ok(None),
+        Some((p, l)) if is_ncname(p) && is_ncname(l) => Ok(Some((p, l))),
+        _ => Err(bad),
+    }
+}
+
+/// Namespaces in XML 1.0 §3: `NCName ::= Name - (Char* ':' Char*)`, with
+/// XML 1.0 §2.3's NameStartChar and NameChar. quick-xml does not check name
+/// characters: `<x:/ .../>` would otherwise be an element named `/`.
+fn is_ncname(s: &str) -> bool {
+    fn start(c: char) -> bool {
+        matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+            | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+            | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+            | '\u{10000}'..='\u{EFFFF}')
+    }
+    fn rest(c: char) -> bool {
+        start(c) || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    }
+    let mut chars = s.chars();
+    chars.next().is_some_and(start) && chars.all(rest)
 }
 
 /// XML 1.0 §2.2 Char: rejects control characters that arrive as references.
@@ -348,6 +383,8 @@ mod tests {
         assert_eq!(q.child("item", ns::ROSTER).unwrap().attr("jid"), Some("x"));
         assert_eq!(q.text(), "t<c>");
         assert!(e.child("x", "urn:p").is_some());
+        let e = Element::parse("<é-1.x xmlns='urn:e' ü·\u{300}='1' xml:lang='de'/>".as_bytes(), ns::CLIENT).unwrap();
+        assert_eq!((e.name.as_str(), e.attr("ü·\u{300}")), ("é-1.x", Some("1")));
     }
 
     #[test]
@@ -372,6 +409,20 @@ mod tests {
             b"<a>\xff</a>",
             b"<a/><b/>",
             b"<a>",
+            // Namespaces in XML §4: not QNames (element and attribute names).
+            b"<x:y: xmlns:x='urn:x'/>",
+            b"<a><x:y:z xmlns:x='urn:x'/></a>",
+            b"<:a xmlns:=''/>",
+            b"<a: xmlns:a='urn:a'/>",
+            b"<a x:b:c='1' xmlns:x='urn:x'/>",
+            b"<a :b='1'/>",
+            b"<a b:='1'/>",
+            b"<a xmlns:='urn:x'/>",
+            // §3 NCName / XML 1.0 §2.3: name characters.
+            b"<x:/ xmlns:x='urn:x'/>",
+            b"<a><x:1 xmlns:x='urn:x'/></a>",
+            b"<a -b='1'/>",
+            b"<a b\xc2\xa0c='1'/>",
         ] {
             assert!(Element::parse(bad, ns::CLIENT).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use xmppd::config::{Config, ListenKind};
 use xmppd::server::{Server, Shared};
 use xmppd::storage::sqlite::SqliteStore;
@@ -108,7 +109,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A raw-XML client.
 pub struct TestClient {
     io: Option<Box<dyn Io>>,
-    tls: Option<tokio_rustls::client::TlsStream<TcpStream>>,
+    tls: Option<TlsStream<TcpStream>>,
     buf: String,
     pub jid: String,
     /// The stream's `to` (a served domain).
@@ -133,8 +134,8 @@ pub const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' xml
      xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
 
 impl TestClient {
-    pub async fn connect(addr: SocketAddr) -> TestClient {
-        let tcp = TcpStream::connect(addr).await.unwrap();
+    /// A client on a plain connection to `localhost`.
+    fn over_tcp(tcp: TcpStream) -> TestClient {
         TestClient {
             io: Some(Box::new(tcp)),
             tls: None,
@@ -144,12 +145,22 @@ impl TestClient {
         }
     }
 
+    /// A client on an established TLS connection.
+    fn over_tls(tls: TlsStream<TcpStream>, domain: &str) -> TestClient {
+        TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new(), domain: domain.into() }
+    }
+
+    pub async fn connect(addr: SocketAddr) -> TestClient {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        TestClient::over_tcp(tcp)
+    }
+
     /// Connect with direct TLS (XEP-0368).
     pub async fn connect_tls(addr: SocketAddr, ca: &PathBuf) -> TestClient {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
         let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
-        TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new(), domain: "localhost".into() }
+        TestClient::over_tls(tls, "localhost")
     }
 
     fn stream(&mut self) -> &mut (dyn Io + '_) {
@@ -264,13 +275,7 @@ impl TestClient {
     /// test per-address limits and bans without touching 127.0.0.1.
     pub async fn connect_from(addr: SocketAddr, src: &str) -> TestClient {
         let tcp = tcp_from(addr, src).await;
-        TestClient {
-            io: Some(Box::new(tcp)),
-            tls: None,
-            buf: String::new(),
-            jid: String::new(),
-            domain: "localhost".into(),
-        }
+        TestClient::over_tcp(tcp)
     }
 
     /// Connect and negotiate STARTTLS; returns the client and the features after TLS.
@@ -290,26 +295,13 @@ impl TestClient {
 
     async fn starttls_over(mut tcp: TcpStream, ca: &PathBuf, domain: &str) -> (TestClient, String) {
         tcp.write_all(HEADER.replace("to='localhost'", &format!("to='{domain}'")).as_bytes()).await.unwrap();
-        let mut seen = String::new();
-        while !seen.contains("</stream:features>") {
-            let mut b = [0u8; 4096];
-            let n = tcp.read(&mut b).await.unwrap();
-            assert!(n > 0, "closed: {seen}");
-            seen.push_str(&String::from_utf8_lossy(&b[..n]));
-        }
+        let seen = read_until(&mut tcp, "</stream:features>").await;
         assert!(seen.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"), "{seen}");
         tcp.write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>").await.unwrap();
-        let mut seen = String::new();
-        while !seen.contains("<proceed") {
-            let mut b = [0u8; 4096];
-            let n = tcp.read(&mut b).await.unwrap();
-            assert!(n > 0);
-            seen.push_str(&String::from_utf8_lossy(&b[..n]));
-        }
+        read_until(&mut tcp, "<proceed").await;
         let name = rustls_pki_types::ServerName::try_from(domain.to_string()).unwrap();
         let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
-        let mut c =
-            TestClient { io: None, tls: Some(tls), buf: String::new(), jid: String::new(), domain: domain.into() };
+        let mut c = TestClient::over_tls(tls, domain);
         let f = c.open().await;
         (c, f)
     }
@@ -396,6 +388,18 @@ impl TestClient {
         c.expect("/>").await;
         c
     }
+}
+
+/// Read plain TCP until `pat` has arrived (before TLS); returns what was read.
+async fn read_until(tcp: &mut TcpStream, pat: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(pat) {
+        let mut b = [0u8; 4096];
+        let n = tcp.read(&mut b).await.unwrap();
+        assert!(n > 0, "closed before {pat:?}: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&b[..n]));
+    }
+    seen
 }
 
 /// A TCP connection to `addr` from source address `src` (any port).

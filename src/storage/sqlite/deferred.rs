@@ -165,28 +165,13 @@ impl Deferred {
 
 #[cfg(test)]
 mod tests {
+    use crate::storage::sqlite::im::tests::{store, H};
     use crate::storage::sqlite::SqliteStore;
-    use crate::storage::{AccountStore, Credentials, ScramKeys, Store, UserDataStore};
-
-    const H: &str = "example.com";
-
-    fn creds() -> Credentials {
-        let keys = |len: usize| ScramKeys {
-            salt: vec![1; 16],
-            iterations: 4096,
-            stored_key: vec![2; len],
-            server_key: vec![3; len],
-        };
-        Credentials { sha1: keys(20), sha256: keys(32) }
-    }
+    use crate::storage::{AccountStore, Store, UserDataStore};
 
     #[test]
     fn visible_at_once_and_written_in_a_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(dir.path()).unwrap();
-        for u in ["alice", "bob"] {
-            s.create_account(u, H, &creds()).unwrap();
-        }
+        let (dir, s) = store();
         s.set_data_deferred("alice", H, "last", Some("1\n")).unwrap();
         s.set_data_deferred("alice", H, "last", Some("2\nbye")).unwrap();
         s.set_data_deferred("bob", H, "last", Some("3\n")).unwrap();

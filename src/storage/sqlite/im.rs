@@ -315,4 +315,4 @@ fn set_data_in(
 
 #[cfg(test)]
 #[path = "im_tests.rs"]
-mod tests;
+pub(super) mod tests;

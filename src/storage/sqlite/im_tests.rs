@@ -7,7 +7,7 @@ use std::thread;
 use super::*;
 use crate::storage::{AccountStore, Credentials, ScramKeys};
 
-const H: &str = "example.com";
+pub(crate) const H: &str = "example.com";
 
 fn creds() -> Credentials {
     let keys = |len: usize| ScramKeys {
@@ -19,8 +19,9 @@ fn creds() -> Credentials {
     Credentials { sha1: keys(20), sha256: keys(32) }
 }
 
-/// A fresh store with accounts `alice@example.com` and `bob@example.com`.
-fn store() -> (tempfile::TempDir, SqliteStore) {
+/// A fresh store with accounts `alice@example.com` and `bob@example.com`
+/// (also used by the tests of `deferred.rs`).
+pub(crate) fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(dir.path()).unwrap();
     s.create_account("alice", H, &creds()).unwrap();

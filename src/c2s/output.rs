@@ -1,0 +1,167 @@
+//! Writing to the client: queued stanzas coalesced into one write, presence
+//! held back while the client is inactive (XEP-0352), writes bounded in
+//! time, and the close of the stream (RFC 6120 §4.4, §4.9).
+
+use super::{negotiate, Conn, Exit};
+use crate::metrics::Metrics;
+use crate::session::{Outbound, OutboundRx};
+use crate::stanza::StreamError;
+use std::future::{poll_fn, Future};
+use std::task::Poll;
+use std::time::Duration;
+
+/// How long a single write may block before the peer is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Queued stanzas are coalesced into one write up to about this many bytes.
+const BATCH_BYTES: usize = 16 * 1024;
+
+impl Conn {
+    /// Write one queued stanza and whatever else is queued now, as one TLS
+    /// record and one `write` (up to [`BATCH_BYTES`]). While the client is
+    /// inactive (XEP-0352) presence is held back.
+    pub(super) async fn write_batch(&mut self, first: bytes::Bytes) -> Result<(), Exit> {
+        let next = |rx: &mut Option<OutboundRx>| match rx.as_mut().map(|r| r.try_recv()) {
+            Some(Ok(Outbound::Stanza(b))) => Some(b),
+            _ => None,
+        };
+        let mut pending = Some(first);
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(b) = pending.take() {
+            if self.csi_inactive && b.starts_with(b"<presence") {
+                self.hold(b);
+            } else {
+                if self.csi_inactive && !self.held.is_empty() {
+                    for (_, p) in self.held.drain(..) {
+                        self.shared.metrics.stanza_out(crate::router::Kind::Presence);
+                        buf.extend_from_slice(&p);
+                    }
+                }
+                self.shared.metrics.stanza_out_bytes(&b);
+                if buf.is_empty() {
+                    // The common case, one stanza: written without a copy.
+                    match next(&mut self.rx) {
+                        None => return self.write(&b).await,
+                        Some(n) => {
+                            buf.reserve(b.len() + n.len());
+                            buf.extend_from_slice(&b);
+                            pending = Some(n);
+                            continue;
+                        }
+                    }
+                }
+                buf.extend_from_slice(&b);
+            }
+            if buf.len() < BATCH_BYTES {
+                pending = next(&mut self.rx);
+            }
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.write(&buf).await
+    }
+
+    /// XEP-0352 §5: keep only the latest presence per sender.
+    fn hold(&mut self, p: bytes::Bytes) {
+        let from = crate::xml::StanzaHead::parse(&p, crate::xml::ns::CLIENT)
+            .ok()
+            .and_then(|h| h.attr("from").map(str::to_owned))
+            .unwrap_or_default();
+        self.held.retain(|(f, _)| *f != from);
+        self.held.push((from, p));
+    }
+
+    /// Send what was held back.
+    pub(crate) async fn flush_held_presence(&mut self) -> Result<(), Exit> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for (_, p) in self.held.drain(..) {
+            self.shared.metrics.stanza_out(crate::router::Kind::Presence);
+            buf.extend_from_slice(&p);
+        }
+        self.write(&buf).await
+    }
+
+    /// Write bytes, bounded in time. Most writes complete at once, and
+    /// those arm no timer. A write blocked by a peer that stopped reading
+    /// ends as soon as the session is told to close (e.g. its queue
+    /// overflowed), so the task unregisters at once rather than after
+    /// `WRITE_TIMEOUT`.
+    pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), Exit> {
+        let session = self.session.clone();
+        let mut send = std::pin::pin!(self.io.send(data));
+        let first = poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
+        if let Poll::Ready(r) = first {
+            return r.map_err(|_| Exit::Io);
+        }
+        let closing = async {
+            match &session {
+                Some(s) => s.closing.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            r = tokio::time::timeout(WRITE_TIMEOUT, send) => match r {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(Exit::Io),
+            },
+            _ = closing => Err(match session.and_then(|s| s.close_reason()) {
+                Some(r) => Exit::Error(r.error, r.text),
+                None => Exit::Io,
+            }),
+        }
+    }
+
+    /// Close the stream as `exit` says and unregister the session.
+    pub(super) async fn finish(&mut self, exit: Exit) {
+        let text = match &exit {
+            Exit::Peer => Some("</stream:stream>".to_string()),
+            Exit::Error(e, t) => {
+                tracing::debug!(
+                    conn = self.id,
+                    error = e.condition(),
+                    text = t.as_deref(),
+                    "closing with stream error"
+                );
+                let mut s = String::new();
+                if !self.header_sent {
+                    // RFC 6120 §4.9.1.3: open a stream first, then the error.
+                    let host =
+                        if self.host.is_empty() { self.shared.config().hosts[0].clone() } else { self.host.clone() };
+                    s.push_str(&negotiate::header_xml(&host, None, self.id));
+                }
+                s.push_str(&e.to_xml(t.as_deref()));
+                s.push_str("</stream:stream>");
+                Some(s)
+            }
+            Exit::Io => None,
+        };
+        match &exit {
+            Exit::Error(StreamError::PolicyViolation, Some(t)) if t == crate::session::QUEUE_FULL => {
+                Metrics::inc(&self.shared.metrics.slow_consumers_closed_total);
+                tracing::info!(conn = self.id, peer = %self.peer, "closing a session that does not read");
+            }
+            // From the framer or a parser (`XmlError`'s texts).
+            Exit::Error(StreamError::NotWellFormed | StreamError::RestrictedXml, _) => {
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
+            }
+            Exit::Error(StreamError::PolicyViolation, Some(t)) if t.starts_with("policy violation: ") => {
+                Metrics::inc(&self.shared.metrics.xml_errors_total);
+            }
+            _ => {}
+        }
+        self.unbind();
+        if let Some(t) = text {
+            // A peer that stopped reading gets a short chance at the error.
+            let sent = tokio::time::timeout(Duration::from_secs(5), self.io.send(t.as_bytes())).await;
+            if matches!(sent, Ok(Ok(()))) {
+                let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut self.io))
+                    .await;
+            }
+        }
+        tracing::debug!(conn = self.id, peer = %self.peer, "disconnected");
+    }
+}
