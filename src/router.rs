@@ -314,12 +314,11 @@ fn deliver<'a>(targets: impl Iterator<Item = &'a Arc<SessionHandle>>, bytes: &By
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Outbound;
-    use tokio::sync::mpsc;
+    use crate::session::OutboundRx;
 
-    fn session(r: &Router, id: u64, jid: &str, prio: Option<i8>) -> (Arc<SessionHandle>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(4);
-        let h = Arc::new(SessionHandle::new(id, Jid::parse(jid).unwrap(), tx));
+    fn session(r: &Router, id: u64, jid: &str, prio: Option<i8>) -> (Arc<SessionHandle>, OutboundRx) {
+        let (h, rx) = SessionHandle::with_queue(id, Jid::parse(jid).unwrap(), 4, usize::MAX);
+        let h = Arc::new(h);
         if let Some(p) = prio {
             h.set_presence(true, p);
         }
@@ -377,8 +376,8 @@ mod tests {
     fn takeover_and_unbind() {
         let r = Router::new(&["x".into()]);
         let (old, _r1) = session(&r, 1, "a@x/1", None);
-        let (tx, _r2) = mpsc::channel(1);
-        let new = Arc::new(SessionHandle::new(2, j("a@x/1"), tx));
+        let (new, _r2) = SessionHandle::with_queue(2, j("a@x/1"), 1, usize::MAX);
+        let new = Arc::new(new);
         assert_eq!(r.bind(new).unwrap().id, old.id);
         r.unbind(&j("a@x/1"), 1); // the old session's cleanup must not remove the new one
         assert_eq!(r.session_count(), 1);
