@@ -42,7 +42,8 @@ struct QueueInner {
     items: VecDeque<Bytes>,
     /// The task waiting in [`OutboundRx::poll_recv`].
     waker: Option<Waker>,
-    /// The sending side is gone.
+    /// The sending side is gone, or the receiver closed or dropped: no
+    /// stanza is accepted any more.
     closed: bool,
 }
 
@@ -92,9 +93,10 @@ impl OutboundRx {
         Poll::Pending
     }
 
-    /// Refuse further stanzas; those already queued can still be taken.
+    /// Refuse further stanzas ([`SessionHandle::send`] fails); those
+    /// already queued can still be taken with `try_recv`.
     pub fn close(&mut self) {
-        self.rx.close();
+        self.queue.lock().closed = true;
     }
 
     /// The next stanza if one is queued.
@@ -288,6 +290,14 @@ impl SessionHandle {
     }
 }
 
+impl Drop for OutboundRx {
+    /// Nobody reads any more: senders are refused rather than queuing into
+    /// the void (the router then stores or bounces).
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+    }
+}
+
 impl Drop for SessionHandle {
     /// The receiving side sees the end of the queue.
     fn drop(&mut self) {
@@ -304,6 +314,19 @@ impl Drop for SessionHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_or_dropped_receiver_refuses_stanzas() {
+        let (h, mut rx) = SessionHandle::with_queue(1, Jid::parse("a@x/r").unwrap(), 100, usize::MAX);
+        assert!(h.send(Bytes::from_static(b"<a/>")));
+        rx.close();
+        assert!(!h.send(Bytes::from_static(b"<b/>")), "closed");
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Stanza(b)) if &b[..] == b"<a/>"));
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+        let (h, rx) = SessionHandle::with_queue(2, Jid::parse("a@x/s").unwrap(), 100, usize::MAX);
+        drop(rx);
+        assert!(!h.send(Bytes::from_static(b"<c/>")), "dropped");
+    }
 
     #[tokio::test]
     async fn queue_is_bounded_in_bytes() {
