@@ -175,7 +175,10 @@ impl Framer {
     }
 
     fn release_if_idle(&mut self) {
-        if matches!(self.state, State::Text) && self.depth <= 1 && self.pos == self.buf.len() {
+        // After the closing tag the rest is ignored (RFC 6120 §4.4: nothing
+        // follows it), so the bytes that came with it are not held either.
+        let idle = matches!(self.state, State::Text) && self.depth <= 1 && self.pos == self.buf.len();
+        if idle || self.closed {
             // Nothing partial is held: drop the buffer (DESIGN.md: no read
             // buffer held while idle).
             self.buf = Vec::new();
@@ -410,6 +413,23 @@ mod tests {
             let mut f = Framer::new(1 << 16, 16);
             f.feed(bad);
             assert!(matches!(all(&mut f), Err(XmlError::NotWellFormed(_))), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn releases_what_follows_the_close() {
+        // fuzz/regressions/xml/crash-0e30d6a0: bytes after the close were kept.
+        let mut f = Framer::new(1024, 16);
+        f.feed(b"<stream:stream><a/></stream:stream>");
+        f.feed(&[b' '; 10]);
+        let mut rest = b"</stream:stream>".to_vec();
+        rest.extend_from_slice(&[b'x'; 4000]);
+        let mut f2 = Framer::new(1024, 16);
+        f2.feed(b"<stream:stream><a/>");
+        f2.feed(&rest);
+        for f in [&mut f, &mut f2] {
+            assert_eq!(all(f).unwrap().last(), Some(&Event::StreamClose));
+            assert_eq!(f.buffered(), 0);
         }
     }
 
