@@ -66,7 +66,7 @@ mod tests {
         assert!(should_trim(19_000, 0));
         assert!(should_trim(2_000, 1_000));
         assert!(!should_trim(19_000, 18_000), "a drop of 1,000 from 19,000 is not half");
-        assert!(!should_trim(1_500, 0), "fewer than MIN_DROP closed");
+        assert!(!should_trim(900, 0), "fewer than MIN_DROP closed");
         assert!(!should_trim(0, 0));
     }
 }
