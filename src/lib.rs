@@ -31,6 +31,7 @@ pub mod ctl;
 pub mod http;
 pub mod im;
 pub mod jid;
+pub mod memtrim;
 pub mod metrics;
 pub mod modules;
 pub mod piefxis;

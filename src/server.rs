@@ -145,6 +145,7 @@ impl Server {
         let tracker = TaskTracker::new();
         let admin = crate::ctl::server::bind(&shared).map_err(ServerError::Admin)?;
         tracker.spawn(crate::ctl::server::serve(admin, shared.clone()));
+        tracker.spawn(crate::memtrim::run(shared.clone()));
         for (kind, listener) in self.listeners {
             if let Ok(a) = listener.local_addr() {
                 tracing::info!(kind = ?kind, address = %a, "listening");
