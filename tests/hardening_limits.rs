@@ -38,6 +38,33 @@ async fn per_address_connection_limit() {
     srv.stop().await;
 }
 
+/// RFC 6120 §4.9.3.17: over `max_connections` in total, from any address,
+/// a connection gets <resource-constraint/>; one freed slot is usable again.
+#[tokio::test]
+async fn total_connection_limit() {
+    let srv = start_server_with("[limits]\nmax_connections = 3\n").await;
+    let mut held = Vec::new();
+    for src in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let mut c = TestClient::connect_from(srv.c2s, src).await;
+        c.open().await;
+        held.push(c);
+    }
+    let mut over = TestClient::connect_from(srv.c2s, "127.0.0.5").await;
+    let got = over.expect_closed().await;
+    assert!(got.contains("<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "{got}");
+    assert!(got.contains("too many connections"), "{got}");
+    assert_eq!(srv.shared.metrics.connections_refused_total.load(Ordering::Relaxed), 1);
+    // Two slots freed: a fresh pair logs in and chats.
+    drop(held.split_off(1));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.shared.connection_count() > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fresh_pair_chats(&srv, "t").await;
+    drop(held);
+    srv.stop().await;
+}
+
 /// On the direct-TLS port (XEP-0368) a connection over the limit is closed
 /// without a byte and without a TLS handshake: a plaintext stream error
 /// would be unreadable to the TLS client (see `server::accept_loop`).

@@ -53,6 +53,9 @@ async fn xml_attacks_get_their_stream_errors() {
         ("empty prefix", with_header(b"<message><:y xmlns:=''/></message>"), "not-well-formed"),
         ("colon in an attribute's local name", with_header(b"<message x:a:b='1' xmlns:x='urn:x'/>"), "not-well-formed"),
         ("name character not allowed", with_header(b"<message><x:/ xmlns:x='urn:x'/></message>"), "not-well-formed"),
+        // XML 1.0 §3.1 [40]: white space between attributes (found by
+        // fuzz/run.sh xml; quick-xml alone reads these as two attributes).
+        ("no white space between attributes", with_header(b"<message><a x='1'y='2'/></message>"), "not-well-formed"),
         ("stream header not a QName", b"<stream:stream: xmlns:stream='x'>".to_vec(), "not-well-formed"),
     ];
     let n = attacks.len() as u64;
@@ -153,6 +156,16 @@ async fn from_is_stamped_and_unbound_stanzas_are_refused() {
     a.send("<presence to='bob@localhost/b' from='bob@localhost'><status>sp3</status></presence>").await;
     let got = b.expect_stanza("sp3").await;
     assert!(got.contains("from='alice@localhost/a'"), "{got}");
+    // A prefixed stanza is valid XML (Namespaces in XML §4) and reaches bob
+    // as well-formed XML: its name, end tag and namespaces as written, with
+    // `from` stamped (found by fuzz/run.sh xml: it went out as
+    // `<message …>…</c:message>`).
+    a.send("<c:message xmlns:c='jabber:client' to='bob@localhost/b' type='chat'><c:body>sp4</c:body></c:message>")
+        .await;
+    let got = b.expect_stanza("sp4").await;
+    assert!(got.starts_with("<c:message xmlns:c='jabber:client'") && got.ends_with("</c:message>"), "{got}");
+    assert!(got.contains("from='alice@localhost/a'"), "{got}");
+    xmppd::xml::Element::parse(got.as_bytes(), xmppd::xml::ns::CLIENT).unwrap();
 
     // Authenticated, not bound: a message to bob closes the stream.
     let (mut c, _) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;

@@ -270,6 +270,7 @@ impl Conn {
             name: "iq".into(),
             ns: ns::CLIENT.into(),
             attrs: vec![("id".into(), id.into())],
+            default_ns: None,
             head_len: 0,
             empty: true,
         };

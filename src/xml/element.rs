@@ -74,6 +74,7 @@ impl Scopes {
     fn scan(start: &BytesStart<'_>, keep: bool) -> Result<(Frame, Vec<(String, String)>), XmlError> {
         let mut frame = Frame::default();
         let mut attrs = Vec::new();
+        check_attr_spacing(start.attributes_raw())?;
         for a in start.attributes().with_checks(true) {
             let a = a.map_err(|_| XmlError::NotWellFormed("bad attribute"))?;
             let key = std::str::from_utf8(a.key.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
@@ -123,6 +124,11 @@ impl Scopes {
         Ok(())
     }
 
+    /// The default namespace declared on the element entered last.
+    pub(crate) fn declared_default(&self) -> Option<&str> {
+        self.stack.last().and_then(|f| f.default.as_deref())
+    }
+
     pub(crate) fn leave(&mut self) {
         self.stack.pop();
     }
@@ -133,6 +139,32 @@ impl Scopes {
 /// contains a colon. So a name has at most one colon, with something on
 /// both sides; anything else is not namespace-well-formed (§7), which
 /// RFC 6120 §11.4 / §4.9.3.13 answers with `<not-well-formed/>`. Returns the
+/// XML 1.0 §3.1 [40]/[44]: attributes are separated by white space.
+/// quick-xml reads `a='1'b='2'` as two attributes; the descendants of a
+/// routed stanza are forwarded as bytes, so that would reach a recipient
+/// whose stricter parser ends its stream on it. `raw` is a start tag after
+/// its name, without the `/` of an empty-element tag.
+fn check_attr_spacing(raw: &[u8]) -> Result<(), XmlError> {
+    let mut quote = None;
+    let mut closed = false;
+    for &b in raw {
+        if closed && !b.is_ascii_whitespace() {
+            return Err(XmlError::NotWellFormed("no white space between attributes"));
+        }
+        closed = false;
+        match quote {
+            Some(q) if b == q => {
+                quote = None;
+                closed = true;
+            }
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 /// (prefix, local part) of a prefixed name. Without this `<x:y: .../>`
 /// would be read as local name `y:` and serialised into a name that does not
 /// parse again.

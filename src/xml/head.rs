@@ -16,6 +16,8 @@ pub struct StanzaHead {
     pub ns: String,
     /// Attributes (unescaped), without the default `xmlns`.
     pub attrs: Vec<(String, String)>,
+    /// The default namespace declared on the start tag (`xmlns='…'`), if any.
+    pub default_ns: Option<String>,
     /// Byte length of the start tag, including its `>`.
     pub head_len: usize,
     /// Whether the start tag is an empty-element tag (`<x/>`).
@@ -43,6 +45,7 @@ impl StanzaHead {
                             name,
                             ns,
                             attrs,
+                            default_ns: scopes.declared_default().map(str::to_string),
                             head_len: r.buffer_position() as usize,
                             empty: is_empty,
                         });
@@ -93,9 +96,19 @@ impl StanzaHead {
     pub fn rewrite(&self, bytes: &[u8], from: &str, to: Option<&str>) -> Vec<u8> {
         let mut out = Vec::with_capacity(bytes.len() + from.len() + 16);
         out.push(b'<');
-        out.extend_from_slice(self.name.as_bytes());
-        if self.ns != super::ns::CLIENT {
-            push_attr(&mut out, "xmlns", &self.ns);
+        // The name as written, prefix and all: the end tag is copied as it
+        // was and must still match (XML 1.0 §3 [GIMatch]); `<c:message
+        // xmlns:c='jabber:client'>` is a valid stanza.
+        let qname = bytes
+            .get(1..self.head_len.min(bytes.len()))
+            .and_then(|t| t.iter().position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>').map(|n| &t[..n]))
+            .filter(|q| !q.is_empty())
+            .unwrap_or(self.name.as_bytes());
+        out.extend_from_slice(qname);
+        // The default namespace for the descendants, as declared (for an
+        // unprefixed name it is also the stanza's own).
+        if let Some(d) = &self.default_ns {
+            push_attr(&mut out, "xmlns", d);
         }
         for (k, v) in &self.attrs {
             if k == "from" || (k == "to" && to.is_some()) {
@@ -143,9 +156,41 @@ mod tests {
         assert_eq!(String::from_utf8(h.rewrite(e, "a@x", Some("b@x"))).unwrap(), "<presence to='b@x' from='a@x'/>");
     }
 
+    /// Found by `fuzz/run.sh xml`: a prefixed stanza was rewritten as
+    /// `<message …>…</c:message>` (and its default namespace replaced by the
+    /// prefix's), which the recipient's parser refuses.
+    #[test]
+    fn rewrite_keeps_a_prefixed_name_and_the_declared_default_namespace() {
+        let b = b"<c:message xmlns:c='jabber:client' xmlns='urn:x' to='b@x'><c:body>hi</c:body><y/></c:message>";
+        let h = StanzaHead::parse(b, ns::CLIENT).unwrap();
+        assert_eq!((h.name.as_str(), h.ns.as_str()), ("message", ns::CLIENT));
+        let out = h.rewrite(b, "a@x/r", None);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "<c:message xmlns='urn:x' xmlns:c='jabber:client' to='b@x' from='a@x/r'><c:body>hi</c:body><y/></c:message>"
+        );
+        let again = crate::xml::Element::parse(&out, ns::CLIENT).unwrap();
+        assert_eq!(again.elements().nth(1).map(|y| y.ns.as_str()), Some("urn:x"));
+        let plain = b"<message xmlns='jabber:client'><body>x</body></message>";
+        let out = StanzaHead::parse(plain, ns::CLIENT).unwrap().rewrite(plain, "a@x", None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<message xmlns='jabber:client' from='a@x'><body>x</body></message>"
+        );
+    }
+
     #[test]
     fn rejects() {
-        for bad in [&b"<a><b></a>"[..], b"<a>&x;</a>", b"<a/><b/>", b"<a b='1' b='2'/>", b"<a>\xc3</a>"] {
+        // XML 1.0 §3.1: `b='1'c='2'` lacks the white space between attributes.
+        for bad in [
+            &b"<a><b></a>"[..],
+            b"<a>&x;</a>",
+            b"<a/><b/>",
+            b"<a b='1' b='2'/>",
+            b"<a>\xc3</a>",
+            b"<a b='1'c='2'/>",
+            b"<a><b c=\"1\"d='2'/></a>",
+        ] {
             assert!(StanzaHead::parse(bad, ns::CLIENT).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
