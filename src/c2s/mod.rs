@@ -112,6 +112,9 @@ pub(crate) struct Conn {
     shaper: shaper::Shaper,
     /// Reading is paused by the shaper until then.
     pause: Option<Instant>,
+    /// While the stanzas of one read are processed, what they answer is
+    /// gathered here and written once at the end (see `output::write`).
+    pub(crate) cork: Option<Vec<u8>>,
 }
 
 /// Serve one accepted connection to its end.
@@ -146,6 +149,7 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         last_status: None,
         shaper,
         pause: None,
+        cork: None,
         shared,
     };
     tracing::debug!(conn = conn.id, %peer, "connected");
@@ -333,7 +337,25 @@ impl Conn {
         self.write(ping.as_bytes()).await
     }
 
+    /// Handle everything framed so far. The replies go out as one write
+    /// (one TLS record, one syscall) at the end rather than one each: a
+    /// client that pipelines, e.g. bind, roster get and initial presence
+    /// (RFC 6120 §7, RFC 6121 §2.2, §4.2), gets its three answers at once.
     async fn process_events(&mut self) -> Option<Exit> {
+        self.cork = Some(Vec::new());
+        let exit = self.process_framed().await;
+        let out = self.cork.take().unwrap_or_default();
+        if !out.is_empty() {
+            // On the way out (`exit` set) the replies still go first: a
+            // stream error follows them (RFC 6120 §4.9), best effort.
+            if let (Err(e), None) = (self.write(&out).await, &exit) {
+                return Some(e);
+            }
+        }
+        exit
+    }
+
+    async fn process_framed(&mut self) -> Option<Exit> {
         loop {
             // The stanza shaper: leave further elements framed (or unread)
             // until the bucket refills.

@@ -224,6 +224,8 @@ impl Conn {
     /// restart; anything sent in cleartext after `<starttls/>` is discarded.
     async fn on_starttls(&mut self) -> Result<(), Exit> {
         self.write(format!("<proceed xmlns='{}'/>", ns::TLS).as_bytes()).await?;
+        // In the clear, before the handshake.
+        self.flush_cork().await?;
         self.framer.reset();
         let deadline = Instant::now() + Duration::from_secs(30);
         if !self.upgrade_tls(deadline).await {

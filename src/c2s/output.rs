@@ -87,12 +87,34 @@ impl Conn {
         self.write(&buf).await
     }
 
+    /// Write bytes, or gather them while the connection is corked (its
+    /// read is being processed: `Conn::process_events`).
+    pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), Exit> {
+        if let Some(buf) = self.cork.as_mut() {
+            buf.extend_from_slice(data);
+            if buf.len() < BATCH_BYTES {
+                return Ok(());
+            }
+            // A big answer (a large roster, say) is not held back.
+            return self.flush_cork().await;
+        }
+        self.write_now(data).await
+    }
+
+    /// Write what the cork holds now (before a TLS upgrade, or when it is
+    /// full); the connection stays corked.
+    pub(crate) async fn flush_cork(&mut self) -> Result<(), Exit> {
+        let Some(buf) = self.cork.as_mut().filter(|b| !b.is_empty()) else { return Ok(()) };
+        let out = std::mem::take(buf);
+        self.write_now(&out).await
+    }
+
     /// Write bytes, bounded in time. Most writes complete at once, and
     /// those arm no timer. A write blocked by a peer that stopped reading
     /// ends as soon as the session is told to close (e.g. its queue
     /// overflowed), so the task unregisters at once rather than after
     /// `WRITE_TIMEOUT`.
-    pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), Exit> {
+    async fn write_now(&mut self, data: &[u8]) -> Result<(), Exit> {
         let session = self.session.clone();
         let mut send = std::pin::pin!(self.io.send(data));
         let first = poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
