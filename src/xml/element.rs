@@ -134,11 +134,6 @@ impl Scopes {
     }
 }
 
-/// Namespaces in XML 1.0 §4: `QName ::= PrefixedName | UnprefixedName`,
-/// `PrefixedName ::= Prefix ':' LocalPart`, and neither part (an NCName, §3)
-/// contains a colon. So a name has at most one colon, with something on
-/// both sides; anything else is not namespace-well-formed (§7), which
-/// RFC 6120 §11.4 / §4.9.3.13 answers with `<not-well-formed/>`. Returns the
 /// XML 1.0 §3.1 [40]/[44]: attributes are separated by white space.
 /// quick-xml reads `a='1'b='2'` as two attributes; the descendants of a
 /// routed stanza are forwarded as bytes, so that would reach a recipient
@@ -165,6 +160,11 @@ fn check_attr_spacing(raw: &[u8]) -> Result<(), XmlError> {
     Ok(())
 }
 
+/// Namespaces in XML 1.0 §4: `QName ::= PrefixedName | UnprefixedName`,
+/// `PrefixedName ::= Prefix ':' LocalPart`, and neither part (an NCName, §3)
+/// contains a colon. So a name has at most one colon, with something on
+/// both sides; anything else is not namespace-well-formed (§7), which
+/// RFC 6120 §11.4 / §4.9.3.13 answers with `<not-well-formed/>`. Returns the
 /// (prefix, local part) of a prefixed name. Without this `<x:y: .../>`
 /// would be read as local name `y:` and serialised into a name that does not
 /// parse again.
