@@ -14,6 +14,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY vendor ./vendor
 COPY src ./src
 RUN cargo build --release --locked \
  && install -D -m 0755 target/release/xmppd /out/xmppd

@@ -205,6 +205,9 @@ try:
     paths = [t["path"] for k in ("bin", "lib", "example", "bench") for t in
              (manifest.get(k) if isinstance(manifest.get(k), list) else [manifest.get(k)] if manifest.get(k) else [])
              if "path" in t]
+    # Path dependencies and [patch] entries (vendor/rustls) are sources too.
+    for table in [manifest.get("dependencies", {})] + list(manifest.get("patch", {}).values()):
+        paths += [d["path"] for d in table.values() if isinstance(d, dict) and "path" in d]
     build_script = manifest.get("package", {}).get("build")
     if isinstance(build_script, str):
         paths.append(build_script)
