@@ -111,6 +111,17 @@ pub fn server_config_with(resolver: Arc<crate::certs::CertResolver>) -> Result<A
         .with_cert_resolver(resolver);
     sc.alpn_protocols = vec![ALPN_XMPP_CLIENT.to_vec()];
     sc.max_early_data_size = 0;
+    // Resumption (RFC 8446 §2.2) by stateless tickets: the server keeps no
+    // per-session state, so any number of clients can resume (the old
+    // 1024-entry session cache forgot them, and its eviction scanned the
+    // cache linearly). Ticket keys rotate every 6 hours (ring's Ticketer).
+    // Resumed handshakes still run ECDHE (psk_dhe_ke), so traffic keeps
+    // forward secrecy; they skip the certificate and its signature.
+    sc.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    // One ticket per handshake: an XMPP client resumes one connection at a
+    // time, and every resumption brings a fresh ticket (RFC 8446 §C.4).
+    sc.send_tls13_tickets = 1;
+    // TLS 1.2 clients without ticket support resume by session ID.
     sc.session_storage = ServerSessionMemoryCache::new(1024);
     Ok(Arc::new(sc))
 }

@@ -156,3 +156,22 @@ fn explicit_file_errors() {
     assert!(matches!(e, TlsError::File { key: "tls.key", problem: FileProblem::KeyMismatch(_), .. }), "{e}");
     assert!(e.to_string().contains("does not match") && e.to_string().contains("ca-key.pem"), "{e}");
 }
+
+#[test]
+fn tls13_resumes_by_stateless_ticket_after_many_other_sessions() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), &["example.org"]);
+    let sc = server_config(&cfg).unwrap();
+    assert!(sc.ticketer.enabled(), "stateless tickets (RFC 8446 §2.2)");
+    let returning = client(&cfg, &rustls::version::TLS13, true);
+    let (_, s) = handshake(returning.clone(), sc.clone(), "example.org");
+    assert_eq!(s.handshake_kind(), Some(rustls::HandshakeKind::Full));
+    // More sessions than the old 1024-entry server cache held: a ticket
+    // needs no server state, so the first client still resumes.
+    let others = client(&cfg, &rustls::version::TLS13, true);
+    for _ in 0..1100 {
+        handshake(others.clone(), sc.clone(), "example.org");
+    }
+    let (_, s) = handshake(returning, sc, "example.org");
+    assert_eq!(s.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+}
