@@ -16,18 +16,40 @@ use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A chain with its `tls-server-end-point` data (RFC 5929 §4), computed once.
+#[derive(Debug)]
+struct Served {
+    key: Arc<CertifiedKey>,
+    end_point: Option<Vec<u8>>,
+}
+
+impl Served {
+    fn new(key: CertifiedKey) -> Served {
+        let end_point = key.end_entity_cert().ok().and_then(|c| crate::tls::endpoint::server_end_point(c.as_ref()));
+        Served { key: Arc::new(key), end_point }
+    }
+}
+
 /// The certificates in force.
 #[derive(Debug)]
 struct CertSet {
     /// Lowercased host name → its own chain.
-    by_name: HashMap<String, Arc<CertifiedKey>>,
+    by_name: HashMap<String, Served>,
     /// For every other name and for clients that send no SNI.
-    default: Arc<CertifiedKey>,
+    default: Served,
+}
+
+impl CertSet {
+    /// What a ClientHello naming `sni` is served (rustls hands the SNI name
+    /// over already validated as a DNS name).
+    fn for_name(&self, sni: Option<&str>) -> &Served {
+        sni.and_then(|n| self.by_name.get(&n.to_ascii_lowercase())).unwrap_or(&self.default)
+    }
 }
 
 impl CertSet {
     fn load(cfg: &Config) -> Result<CertSet, TlsError> {
-        let default = Arc::new(crate::tls::default_certified(cfg)?);
+        let default = Served::new(crate::tls::default_certified(cfg)?);
         let mut by_name = HashMap::new();
         for (host, h) in &cfg.host {
             if let (Some(cert), Some(key)) = (&h.cert, &h.key) {
@@ -37,7 +59,7 @@ impl CertSet {
                     }
                     e => e,
                 })?;
-                by_name.insert(host.to_ascii_lowercase(), Arc::new(ck));
+                by_name.insert(host.to_ascii_lowercase(), Served::new(ck));
             }
         }
         Ok(CertSet { by_name, default })
@@ -62,6 +84,15 @@ impl CertResolver {
         Ok(())
     }
 
+    /// `tls-server-end-point` data (RFC 5929 §4) for the certificate a
+    /// handshake naming `sni` is served now, if its signature algorithm
+    /// defines one. A resumed session (no certificate sent) binds to the
+    /// certificate in force, which is the one it began with unless a reload
+    /// replaced it since.
+    pub fn server_end_point(&self, sni: Option<&str>) -> Option<Vec<u8>> {
+        self.set.load().for_name(sni).end_point.clone()
+    }
+
     /// Hosts with their own certificate, sorted.
     pub fn hosts_with_own_cert(&self) -> Vec<String> {
         let mut v: Vec<String> = self.set.load().by_name.keys().cloned().collect();
@@ -72,9 +103,6 @@ impl CertResolver {
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let set = self.set.load();
-        // rustls hands the SNI name over already validated as a DNS name.
-        let own = hello.server_name().and_then(|n| set.by_name.get(&n.to_ascii_lowercase()));
-        Some(own.unwrap_or(&set.default).clone())
+        Some(self.set.load().for_name(hello.server_name()).key.clone())
     }
 }

@@ -148,6 +148,36 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// `[auth] scram_hashes` entries.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum ScramHash {
+    /// SCRAM-SHA-1[-PLUS] (RFC 5802).
+    #[serde(rename = "sha-1")]
+    Sha1,
+    /// SCRAM-SHA-256[-PLUS] (RFC 7677).
+    #[serde(rename = "sha-256")]
+    Sha256,
+}
+
+impl Auth {
+    /// How new passwords become stored keys.
+    pub fn key_policy(&self) -> crate::sasl::KeyPolicy {
+        crate::sasl::KeyPolicy {
+            iterations: self.scram_iterations,
+            sha1: self.scram_hashes.contains(&ScramHash::Sha1),
+            sha256: self.scram_hashes.contains(&ScramHash::Sha256),
+        }
+    }
+
+    /// Whether SCRAM mechanisms over `hash` are offered.
+    pub fn offers(&self, hash: crate::sasl::Hash) -> bool {
+        self.scram_hashes.contains(&match hash {
+            crate::sasl::Hash::Sha1 => ScramHash::Sha1,
+            crate::sasl::Hash::Sha256 => ScramHash::Sha256,
+        })
+    }
+}
+
 /// `[auth]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -157,6 +187,9 @@ pub struct Auth {
     pub allow_plaintext: bool,
     /// PBKDF2 iterations for newly stored SCRAM credentials.
     pub scram_iterations: u32,
+    /// SCRAM hash families stored for new passwords and offered as
+    /// mechanisms (ejabberd's `auth_scram_hash`, but any set of them).
+    pub scram_hashes: Vec<ScramHash>,
     /// SASL failures from one source address within `ban_secs` after which
     /// the address is banned for `ban_secs` (ejabberd mod_fail2ban's
     /// `c2s_max_auth_failures`); 0 disables banning.
@@ -176,6 +209,7 @@ impl Default for Auth {
         Auth {
             allow_plaintext: false,
             scram_iterations: 4096,
+            scram_hashes: vec![ScramHash::Sha1, ScramHash::Sha256],
             max_failures_per_ip: 20,
             ban_secs: 3600,
             failure_delay_ms: 500,
@@ -391,6 +425,9 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&self.auth.scram_iterations) || self.auth.scram_iterations < 4096 {
             return Err("key `auth.scram_iterations`: must be between 4096 and 1000000".into());
+        }
+        if self.auth.scram_hashes.is_empty() {
+            return Err("key `auth.scram_hashes`: must list at least one of \"sha-1\", \"sha-256\"".into());
         }
         for net in &self.registration.allow_from {
             crate::config::parse_cidr(net)

@@ -371,5 +371,7 @@ fn pem_encode(der: &CertificateDer<'_>) -> String {
     format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
+pub mod endpoint;
+
 #[cfg(test)]
 mod tests;

@@ -97,7 +97,7 @@ pub fn run(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
     let mech = Mechanism::ALL[usize::from(mode & 0x07) % Mechanism::ALL.len()];
     let exporter = (mode & 0x80 != 0).then(|| EXPORTER.to_vec());
-    let ctx = Context { tls_exporter: exporter.clone(), secure: mode & 0x40 == 0 };
+    let ctx = Context { tls_exporter: exporter.clone(), tls_server_end_point: None, secure: mode & 0x40 == 0 };
     let mut session = SaslSession::new(mech, ctx);
     let mut lookup = |u: &str| (u == "user").then(|| creds().clone());
     let mut exchange: Option<Exchange> = None;

@@ -153,12 +153,14 @@ impl Conn {
                     f.push_str(&format!("<mechanism>{}</mechanism>", m.name()));
                 }
                 f.push_str("</mechanisms>");
-                if self.has_exporter() {
-                    // XEP-0440: which channel-binding types the server supports.
-                    f.push_str(&format!(
-                        "<sasl-channel-binding xmlns='{}'><channel-binding type='tls-exporter'/></sasl-channel-binding>",
-                        ns::SASL_CB
-                    ));
+                let types = self.channel_binding_types();
+                if !types.is_empty() {
+                    // XEP-0440 §4: which channel-binding types the server supports.
+                    f.push_str(&format!("<sasl-channel-binding xmlns='{}'>", ns::SASL_CB));
+                    for t in types {
+                        f.push_str(&format!("<channel-binding type='{t}'/>"));
+                    }
+                    f.push_str("</sasl-channel-binding>");
                 }
             }
         }
@@ -170,13 +172,32 @@ impl Conn {
         self.io.tls_conn().and_then(crate::tls::tls_exporter)
     }
 
-    fn has_exporter(&self) -> bool {
-        self.io.tls_conn().is_some_and(crate::tls::has_tls_exporter)
+    /// RFC 5929 §4 data for the certificate this connection was served.
+    pub(super) fn server_end_point(&self) -> Option<Vec<u8>> {
+        let conn = self.io.tls_conn()?;
+        self.shared.certs.server_end_point(conn.server_name())
     }
 
-    /// Strongest first; -PLUS only where tls-exporter is available (RFC 9266).
+    /// The channel-binding types this connection can offer, strongest first
+    /// (XEP-0440 §5: tls-server-end-point is mandatory for servers; RFC 9266
+    /// tls-exporter only where it is safe, TLS 1.3 here).
+    fn channel_binding_types(&self) -> Vec<&'static str> {
+        let Some(conn) = self.io.tls_conn() else { return Vec::new() };
+        let mut v = Vec::new();
+        if crate::tls::has_tls_exporter(conn) {
+            v.push("tls-exporter");
+        }
+        if self.shared.certs.server_end_point(conn.server_name()).is_some() {
+            v.push("tls-server-end-point");
+        }
+        v
+    }
+
+    /// Strongest first; -PLUS only where a channel binding is available;
+    /// SCRAM only over the hashes `[auth] scram_hashes` stores.
     pub(super) fn offered_mechanisms(&self) -> Vec<Mechanism> {
-        let plus = self.has_exporter();
+        let plus = !self.channel_binding_types().is_empty();
+        let config = self.shared.config();
         [
             Mechanism::ScramSha256Plus,
             Mechanism::ScramSha1Plus,
@@ -186,6 +207,7 @@ impl Conn {
         ]
         .into_iter()
         .filter(|m| plus || !m.is_plus())
+        .filter(|m| m.hash().map_or(true, |h| config.auth.offers(h)))
         .collect()
     }
 

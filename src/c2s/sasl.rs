@@ -39,7 +39,10 @@ impl Conn {
             // §6.5.8 invalid-mechanism.
             return self.sasl_failure(Failure::InvalidMechanism).await;
         };
-        let session = SaslSession::new(mech, Context { tls_exporter: self.exporter(), secure });
+        let session = SaslSession::new(
+            mech,
+            Context { tls_exporter: self.exporter(), tls_server_end_point: self.server_end_point(), secure },
+        );
         self.state = State::Sasl(Box::new(session));
         self.sasl_step(&el.text()).await
     }

@@ -71,7 +71,7 @@ pub fn execute_account(
             if let Ok(Some(_)) = store.get_credentials(&u, &h) {
                 return Outcome::error(format!("Error: conflict: User {u}@{h} already registered"));
             }
-            let creds = crate::sasl::derive_credentials(password, config.auth.scram_iterations);
+            let creds = crate::sasl::derive_credentials_with(password, config.auth.key_policy());
             match store.create_account(&u, &h, &creds) {
                 Ok(()) => Outcome::ok(format!("User {u}@{h} successfully registered\n")),
                 Err(StoreError::Conflict(_)) => {
@@ -108,7 +108,7 @@ pub fn execute_account(
                 Ok(None) => return no_such_user(&u, &h),
                 Err(e) => return backend(&e),
             }
-            let creds = crate::sasl::derive_credentials(password, config.auth.scram_iterations);
+            let creds = crate::sasl::derive_credentials_with(password, config.auth.key_policy());
             match store.set_credentials(&u, &h, &creds) {
                 Ok(()) => {
                     end_sessions(&Jid::new(Some(&u), &h, None), "password changed");

@@ -105,9 +105,9 @@ pub fn parse_text(text: &str, config: &Config, name: &str) -> Result<Parsed, Out
 }
 
 /// Derive credentials for every entry, on all cores; order is kept.
-pub fn derive(entries: &[Entry], iterations: u32) -> Vec<Row> {
+pub fn derive(entries: &[Entry], policy: crate::sasl::KeyPolicy) -> Vec<Row> {
     crate::piefxis::par_map(entries, |e| {
-        (e.user.clone(), e.host.clone(), crate::sasl::derive_credentials(&e.password, iterations))
+        (e.user.clone(), e.host.clone(), crate::sasl::derive_credentials_with(&e.password, policy))
     })
 }
 
@@ -116,7 +116,7 @@ pub fn prepare(file: &std::path::Path, config: &Config) -> Result<(Vec<Row>, usi
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| Outcome::error(format!("Error: cannot read {name}: {e}")))?;
     let parsed = parse_text(&text, config, &name)?;
-    Ok((derive(&parsed.entries, config.auth.scram_iterations), parsed.duplicates))
+    Ok((derive(&parsed.entries, config.auth.key_policy()), parsed.duplicates))
 }
 
 /// `N users registered, M already existed`.
@@ -238,7 +238,7 @@ mod tests {
         let cfg = config(dir.path());
         let text: String = (0..12).map(|i| format!("user{i} localhost pw{i}\n")).collect();
         let p = parse_text(&text, &cfg, "f").unwrap();
-        let rows = derive(&p.entries, 4096);
+        let rows = derive(&p.entries, cfg.auth.key_policy());
         assert_eq!(rows.len(), 12);
         for (i, (u, h, c)) in rows.iter().enumerate() {
             assert_eq!((u.as_str(), h.as_str()), (format!("user{i}").as_str(), "localhost"));

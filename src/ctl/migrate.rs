@@ -49,7 +49,7 @@ pub fn import(file: &Path, config: &Config) -> Outcome {
         }
         _ => true,
     });
-    piefxis::derive_missing(&mut imported.records, config.auth.scram_iterations);
+    piefxis::derive_missing(&mut imported.records, config.auth.key_policy());
     let mut notes = imported.skipped;
     for r in imported.records.iter().filter(|r| r.creds.is_none()) {
         notes.push(format!(

@@ -103,7 +103,7 @@ impl Admin {
                 if single(v, "password-verify").is_some_and(|p| p != pw) {
                     return Err(StanzaError::NotAcceptable);
                 }
-                let creds = crate::sasl::derive_credentials(pw, shared.config().auth.scram_iterations);
+                let creds = crate::sasl::derive_credentials_with(pw, shared.config().auth.key_policy());
                 match shared.store.create_account(&u, &h, &creds) {
                     Ok(()) => done(format!("User {u}@{h} added")),
                     // §4 error table: "a user already exists with that username".
@@ -143,7 +143,7 @@ impl Admin {
                 let (u, h) = account(req, shared, single(v, "accountjid"))?;
                 let pw = password(shared, &h, v)?;
                 exists(shared, &u, &h)?;
-                let creds = crate::sasl::derive_credentials(pw, shared.config().auth.scram_iterations);
+                let creds = crate::sasl::derive_credentials_with(pw, shared.config().auth.key_policy());
                 shared.store.set_credentials(&u, &h, &creds).map_err(internal)?;
                 done(format!("Password of {u}@{h} changed"))
             }

@@ -123,7 +123,7 @@ fn change_password(shared: &Shared, me: &Jid, query: &Element) -> IqAnswer {
         validate_password_change(query, me, shared.config().registration_for(me.domain()).min_password_length)?;
     // PBKDF2 runs inline (as PLAIN verification does): a few milliseconds
     // at the configured iterations, once per change.
-    let creds = crate::sasl::derive_credentials(&password, shared.config().auth.scram_iterations);
+    let creds = crate::sasl::derive_credentials_with(&password, shared.config().auth.key_policy());
     match shared.store.set_credentials(user, me.domain(), &creds) {
         Ok(()) => {
             tracing::info!(user, host = me.domain(), "password changed in-band");
@@ -287,7 +287,7 @@ fn unauthenticated_answer(shared: &Shared, peer: IpAddr, host: &str, iq: &Elemen
         tracing::warn!(%peer, "registration rate limit reached");
         return Err(StanzaError::ResourceConstraint);
     }
-    let creds = crate::sasl::derive_credentials(&password, shared.config().auth.scram_iterations);
+    let creds = crate::sasl::derive_credentials_with(&password, shared.config().auth.key_policy());
     match shared.store.create_account(&user, &host, &creds) {
         Ok(()) => {
             tracing::info!(user, host, %peer, "account registered in-band");

@@ -21,7 +21,7 @@ use base64::Engine;
 
 /// Keys that never verify: a hash family the source did not have.
 pub fn absent() -> ScramKeys {
-    ScramKeys { salt: Vec::new(), iterations: 0, stored_key: Vec::new(), server_key: Vec::new() }
+    ScramKeys::absent()
 }
 
 /// Whether these keys are [`absent`].

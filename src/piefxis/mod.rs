@@ -106,9 +106,9 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
 
 /// Give every record without SCRAM credentials ones derived from its
 /// password (all cores). Records with neither keep `creds: None`.
-pub fn derive_missing(records: &mut [UserRecord], iterations: u32) {
+pub fn derive_missing(records: &mut [UserRecord], policy: crate::sasl::KeyPolicy) {
     let derived = par_map(records, |r| match (&r.creds, &r.password) {
-        (None, Some(p)) => Some(crate::sasl::derive_credentials(p, iterations)),
+        (None, Some(p)) => Some(crate::sasl::derive_credentials_with(p, policy)),
         _ => None,
     });
     for (r, d) in records.iter_mut().zip(derived) {

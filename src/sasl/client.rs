@@ -55,6 +55,7 @@ pub struct ScramClient {
     username: String,
     password: String,
     cb: Option<Vec<u8>>,
+    cb_type: &'static str,
     y_flag: bool,
     authzid: Option<String>,
     nonce: String,
@@ -63,8 +64,9 @@ pub struct ScramClient {
 }
 
 impl ScramClient {
-    /// A client for `hash`; with `cb` (tls-exporter data, RFC 9266) it runs
-    /// the -PLUS mechanism with `p=tls-exporter`, otherwise `n`.
+    /// A client for `hash`; with `cb` (channel-binding data, tls-exporter
+    /// unless [`ScramClient::with_cb_type`] says otherwise) it runs the -PLUS
+    /// mechanism with `p=<type>`, otherwise `n`.
     pub fn new(hash: Hash, username: &str, password: &str, cb: Option<Vec<u8>>) -> ScramClient {
         let mut bytes = [0u8; 18];
         rand::thread_rng().fill_bytes(&mut bytes);
@@ -73,12 +75,20 @@ impl ScramClient {
             username: username.to_owned(),
             password: password.to_owned(),
             cb,
+            cb_type: CB_TLS_EXPORTER,
             y_flag: false,
             authzid: None,
             nonce: STANDARD.encode(bytes),
             cache: None,
             state: State::Initial,
         }
+    }
+
+    /// Name `cb` as this channel-binding type (default `tls-exporter`;
+    /// `tls-server-end-point` for RFC 5929 §4 data).
+    pub fn with_cb_type(mut self, name: &'static str) -> ScramClient {
+        self.cb_type = name;
+        self
     }
 
     /// Send this authorization identity (`a=`).
@@ -126,7 +136,7 @@ impl ScramClient {
     pub fn first_message(&mut self) -> Vec<u8> {
         // RFC 5802 §7: gs2-header = gs2-cbind-flag "," [ authzid ] ",".
         let flag = match (&self.cb, self.y_flag) {
-            (Some(_), _) => format!("p={CB_TLS_EXPORTER}"),
+            (Some(_), _) => format!("p={}", self.cb_type),
             (None, true) => "y".to_owned(),
             (None, false) => "n".to_owned(),
         };

@@ -32,7 +32,10 @@ use base64::Engine as _;
 use rand::RngCore;
 
 pub use crypto::{derive_keys, Hash};
-pub use password::{derive_credentials, derive_credentials_with_salt, prepare_password, verify_password, BadPassword};
+pub use password::{
+    derive_credentials, derive_credentials_with, derive_credentials_with_salt, prepare_password, verify_password,
+    BadPassword, KeyPolicy,
+};
 
 use crate::storage::{Credentials, ScramKeys};
 
@@ -78,7 +81,8 @@ impl Mechanism {
             Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => Some(Hash::Sha256),
         }
     }
-    /// True for the channel-binding (-PLUS) variants, which need tls-exporter data.
+    /// True for the channel-binding (-PLUS) variants, which need
+    /// tls-exporter or tls-server-end-point data.
     pub fn is_plus(self) -> bool {
         matches!(self, Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus)
     }
@@ -132,9 +136,13 @@ pub enum Step {
 }
 
 /// Context of the connection the exchange runs on.
+#[derive(Clone, Debug, Default)]
 pub struct Context {
     /// tls-exporter channel-binding data (RFC 9266), when the stream is TLS 1.3.
     pub tls_exporter: Option<Vec<u8>>,
+    /// tls-server-end-point channel-binding data (RFC 5929 §4), when the
+    /// stream is TLS and the certificate's signature algorithm defines one.
+    pub tls_server_end_point: Option<Vec<u8>>,
     /// Whether the stream is encrypted (PLAIN needs it unless configured otherwise).
     pub secure: bool,
 }
@@ -223,8 +231,11 @@ impl SaslSession {
                 }
                 Some(hash) => {
                     let nonce = self.server_nonce.take().unwrap_or_else(new_nonce);
-                    let exporter = self.ctx.tls_exporter.as_deref();
-                    match scram::ScramServer::start(hash, self.mech.is_plus(), exporter, input, lookup, &nonce) {
+                    let cb = scram::Bindings {
+                        exporter: self.ctx.tls_exporter.as_deref(),
+                        server_end_point: self.ctx.tls_server_end_point.as_deref(),
+                    };
+                    match scram::ScramServer::start(hash, self.mech.is_plus(), cb, input, lookup, &nonce) {
                         Ok(server) => {
                             self.attempted = server.attempted.clone();
                             let first = server.server_first().as_bytes().to_vec();

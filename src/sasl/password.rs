@@ -54,15 +54,41 @@ pub(crate) fn prepared(password: &str) -> Cow<'_, str> {
     prepare_password(password).unwrap_or(Cow::Borrowed(password))
 }
 
-/// Derive stored credentials from a password (PBKDF2 with a fresh random
-/// salt, `iterations` rounds), for both SHA-1 and SHA-256. The password is
-/// prepared first (OpaqueString); check it with [`prepare_password`] before.
+/// Which SCRAM key families new passwords get, and PBKDF2's rounds
+/// (`[auth] scram_iterations`, `scram_hashes`; see `Auth::key_policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// PBKDF2 iterations (RFC 5802 §5.1, RFC 7677 §4: at least 4096).
+    pub iterations: u32,
+    /// Store SCRAM-SHA-1 keys.
+    pub sha1: bool,
+    /// Store SCRAM-SHA-256 keys.
+    pub sha256: bool,
+}
+
+/// Stored credentials for the families `policy` names (PBKDF2 with a fresh
+/// random salt per family). An omitted family is stored absent, as for an
+/// account imported with the other family only ([`ScramKeys::absent`]):
+/// its mechanism then fails like a wrong password. Each family is one
+/// PBKDF2 run, so one family halves the cost (`register_bulk`). The
+/// password is prepared first (OpaqueString); check it with
+/// [`prepare_password`] before.
+pub fn derive_credentials_with(password: &str, policy: KeyPolicy) -> Credentials {
+    let password = prepared(password);
+    let family = |on: bool, hash: Hash| {
+        if !on {
+            return ScramKeys::absent();
+        }
+        let mut salt = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut salt);
+        derive_keys(hash, &password, &salt, policy.iterations)
+    };
+    Credentials { sha1: family(policy.sha1, Hash::Sha1), sha256: family(policy.sha256, Hash::Sha256) }
+}
+
+/// [`derive_credentials_with`] both families, `iterations` rounds.
 pub fn derive_credentials(password: &str, iterations: u32) -> Credentials {
-    let mut rng = rand::thread_rng();
-    let (mut salt1, mut salt256) = ([0u8; 16], [0u8; 16]);
-    rng.fill_bytes(&mut salt1);
-    rng.fill_bytes(&mut salt256);
-    derive_credentials_with_salt(password, &salt1, &salt256, iterations)
+    derive_credentials_with(password, KeyPolicy { iterations, sha1: true, sha256: true })
 }
 
 /// [`derive_credentials`] with given salts (tests, imports of existing keys).
@@ -100,6 +126,17 @@ pub(crate) fn verify_keys(hash: Hash, password: &[u8], keys: &ScramKeys) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_family_leaves_the_other_absent() {
+        let only = |sha1, sha256| derive_credentials_with("pencil", KeyPolicy { iterations: 4096, sha1, sha256 });
+        let c = only(false, true);
+        assert_eq!(c.sha1, ScramKeys::absent());
+        assert_eq!(c.sha256.stored_key.len(), 32);
+        assert!(verify_password("pencil", &c) && !verify_password("pencil2", &c));
+        let c = only(true, false);
+        assert_eq!((c.sha256, c.sha1.stored_key.len()), (ScramKeys::absent(), 20));
+    }
 
     #[test]
     fn derive_and_verify() {

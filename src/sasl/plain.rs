@@ -87,7 +87,7 @@ mod tests {
     }
 
     fn run(messages: &[&[u8]]) -> Vec<Step> {
-        let mut s = SaslSession::new(Mechanism::Plain, Context { tls_exporter: None, secure: true });
+        let mut s = SaslSession::new(Mechanism::Plain, Context { secure: true, ..Context::default() });
         messages.iter().map(|m| s.step(m, &mut lookup)).collect()
     }
 
@@ -123,7 +123,7 @@ mod tests {
         let nope = Step::Failure(Failure::NotAuthorized);
         assert_eq!(run(&[b"romeo\0juliet\0wrong"]), [nope]);
 
-        let mut s = SaslSession::new(Mechanism::Plain, Context { tls_exporter: None, secure: false });
+        let mut s = SaslSession::new(Mechanism::Plain, Context::default());
         assert_eq!(s.step(b"Juliet@capulet.lit\0juliet\0r0m30", &mut lookup), ok("juliet"));
         assert_eq!(s.authzid(), Some("Juliet@capulet.lit"));
     }

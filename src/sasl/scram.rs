@@ -1,5 +1,6 @@
 //! Server side of SCRAM-SHA-1/-256 (RFC 5802, RFC 7677) and -PLUS with
-//! tls-exporter channel binding (RFC 9266). All parsing works on `&str`
+//! tls-exporter (RFC 9266) and tls-server-end-point (RFC 5929 §4) channel
+//! binding. All parsing works on `&str`
 //! slices with `split`/`strip_prefix`, so hostile input cannot panic.
 
 use base64::engine::general_purpose::STANDARD;
@@ -9,8 +10,31 @@ use super::crypto::{ct_eq, xor};
 use super::{authzid_allowed, keys_for, Failure, Hash};
 use crate::storage::{Credentials, ScramKeys};
 
-/// The only channel-binding type offered (RFC 9266 §2, RFC 9266 §4.2 for XMPP).
+/// Channel-binding type names: RFC 9266 §2 (§4.2 for XMPP) and RFC 5929 §4.
 pub(crate) const CB_TLS_EXPORTER: &str = "tls-exporter";
+pub(crate) const CB_TLS_SERVER_END_POINT: &str = "tls-server-end-point";
+
+/// The channel-binding data this connection has (XEP-0440 §5: servers
+/// offer tls-server-end-point, and tls-exporter where it is safe).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Bindings<'a> {
+    pub exporter: Option<&'a [u8]>,
+    pub server_end_point: Option<&'a [u8]>,
+}
+
+impl Bindings<'_> {
+    fn any(&self) -> bool {
+        self.exporter.is_some() || self.server_end_point.is_some()
+    }
+
+    fn data(&self, name: &str) -> Option<&[u8]> {
+        match name {
+            CB_TLS_EXPORTER => self.exporter,
+            CB_TLS_SERVER_END_POINT => self.server_end_point,
+            _ => None,
+        }
+    }
+}
 
 /// A successful SCRAM exchange.
 pub(crate) struct Authenticated {
@@ -83,7 +107,7 @@ impl ScramServer {
     pub(crate) fn start(
         hash: Hash,
         plus: bool,
-        exporter: Option<&[u8]>,
+        cb: Bindings<'_>,
         input: &[u8],
         lookup: &mut dyn FnMut(&str) -> Option<Credentials>,
         server_nonce: &str,
@@ -103,9 +127,9 @@ impl ScramServer {
             // RFC 5802 §6: "y" = client supports channel binding but thinks
             // the server does not. If this server offers -PLUS here, the
             // mechanism list was tampered with: fail (downgrade attack).
-            "y" if !plus => match exporter {
-                Some(_) => return Err(Failure::NotAuthorized),
-                None => None,
+            "y" if !plus => match cb.any() {
+                true => return Err(Failure::NotAuthorized),
+                false => None,
             },
             "n" | "y" => return malformed(),
             _ => {
@@ -119,9 +143,9 @@ impl ScramServer {
                     return malformed();
                 }
                 // RFC 5802 §7 e=unsupported-channel-binding-type → not-authorized.
-                match exporter {
-                    Some(data) if name == CB_TLS_EXPORTER => Some(data),
-                    _ => return Err(Failure::NotAuthorized),
+                match cb.data(name) {
+                    Some(data) => Some(data),
+                    None => return Err(Failure::NotAuthorized),
                 }
             }
         };

@@ -22,7 +22,7 @@ fn lookup(user: &str) -> Option<Credentials> {
 }
 
 fn ctx(exporter: Option<&[u8]>) -> Context {
-    Context { tls_exporter: exporter.map(<[u8]>::to_vec), secure: true }
+    Context { tls_exporter: exporter.map(<[u8]>::to_vec), tls_server_end_point: None, secure: true }
 }
 
 fn fail(f: Failure) -> Step {

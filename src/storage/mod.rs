@@ -22,6 +22,14 @@ pub struct ScramKeys {
     pub server_key: Vec<u8>,
 }
 
+impl ScramKeys {
+    /// No keys for this family (an account without it: its mechanism fails
+    /// like a wrong password).
+    pub fn absent() -> ScramKeys {
+        ScramKeys { salt: Vec::new(), iterations: 0, stored_key: Vec::new(), server_key: Vec::new() }
+    }
+}
+
 /// Everything stored to authenticate one account: SCRAM keys per hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {

@@ -175,3 +175,17 @@ fn tls13_resumes_by_stateless_ticket_after_many_other_sessions() {
     let (_, s) = handshake(returning, sc, "example.org");
     assert_eq!(s.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
 }
+
+/// XEP-0440 §5 / RFC 5929 §4.1: the end point is SHA-256 of the leaf the
+/// handshake was served (the generated one is ECDSA P-256 with SHA-256).
+#[test]
+fn server_end_point_is_the_served_leafs_hash() {
+    use sha2::Digest;
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), &["example.org"]);
+    let resolver = crate::certs::CertResolver::new(&cfg).unwrap();
+    let leaf = load_chain("t", &generated_dir(&cfg).join("cert.pem")).unwrap().remove(0);
+    let want = sha2::Sha256::digest(leaf.as_ref()).to_vec();
+    assert_eq!(resolver.server_end_point(None), Some(want.clone()));
+    assert_eq!(resolver.server_end_point(Some("example.org")), Some(want));
+}

@@ -117,13 +117,21 @@ pub struct TestClient {
 }
 
 pub fn tls_connector(ca: &PathBuf) -> tokio_rustls::TlsConnector {
+    tls_connector_for(ca, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`tls_connector`] limited to `versions` (e.g. TLS 1.2 only).
+pub fn tls_connector_for(
+    ca: &PathBuf,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -293,14 +301,28 @@ impl TestClient {
         TestClient::starttls_over(tcp_from(addr, src).await, ca, "localhost").await
     }
 
-    async fn starttls_over(mut tcp: TcpStream, ca: &PathBuf, domain: &str) -> (TestClient, String) {
+    /// [`TestClient::connect_starttls`] over TLS 1.2.
+    pub async fn connect_starttls_tls12(addr: SocketAddr, ca: &PathBuf) -> (TestClient, String) {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        TestClient::starttls_with(tcp, tls_connector_for(ca, &[&rustls::version::TLS12]), "localhost").await
+    }
+
+    async fn starttls_over(tcp: TcpStream, ca: &PathBuf, domain: &str) -> (TestClient, String) {
+        TestClient::starttls_with(tcp, tls_connector(ca), domain).await
+    }
+
+    async fn starttls_with(
+        mut tcp: TcpStream,
+        connector: tokio_rustls::TlsConnector,
+        domain: &str,
+    ) -> (TestClient, String) {
         tcp.write_all(HEADER.replace("to='localhost'", &format!("to='{domain}'")).as_bytes()).await.unwrap();
         let seen = read_until(&mut tcp, "</stream:features>").await;
         assert!(seen.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"), "{seen}");
         tcp.write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>").await.unwrap();
         read_until(&mut tcp, "<proceed").await;
         let name = rustls_pki_types::ServerName::try_from(domain.to_string()).unwrap();
-        let tls = tls_connector(ca).connect(name, tcp).await.unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
         let mut c = TestClient::over_tls(tls, domain);
         let f = c.open().await;
         (c, f)
@@ -314,13 +336,35 @@ impl TestClient {
         Some(out)
     }
 
+    /// tls-server-end-point channel binding (RFC 5929 §4.1) of this client's
+    /// TLS connection, for the SHA-256-signed certificates the tests use.
+    pub fn server_end_point(&self) -> Option<Vec<u8>> {
+        use sha2::Digest;
+        let cert = self.tls.as_ref()?.get_ref().1.peer_certificates()?.first()?.clone();
+        Some(sha2::Sha256::digest(cert.as_ref()).to_vec())
+    }
+
     /// SCRAM with the crate's client; returns the server's answer element text.
     pub async fn scram(&mut self, mech: &str, user: &str, pass: &str) -> Result<(), String> {
+        let cb = if mech.ends_with("-PLUS") { self.exporter().map(|d| ("tls-exporter", d)) } else { None };
+        self.scram_bound(mech, user, pass, cb).await
+    }
+
+    /// SCRAM with the given channel binding (type name, data) for -PLUS.
+    pub async fn scram_bound(
+        &mut self,
+        mech: &str,
+        user: &str,
+        pass: &str,
+        cb: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<(), String> {
         use xmppd::sasl::client::ScramClient;
         use xmppd::sasl::Hash;
         let hash = if mech.starts_with("SCRAM-SHA-256") { Hash::Sha256 } else { Hash::Sha1 };
-        let cb = if mech.ends_with("-PLUS") { self.exporter() } else { None };
-        let mut sc = ScramClient::new(hash, user, pass, cb);
+        let mut sc = match cb {
+            Some((name, data)) => ScramClient::new(hash, user, pass, Some(data)).with_cb_type(name),
+            None => ScramClient::new(hash, user, pass, None),
+        };
         let first = B64.encode(sc.first_message());
         self.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>{first}</auth>")).await;
         let got = self.expect("</challenge>").await;

@@ -265,7 +265,7 @@ run_client() { # label command...
   fi
 }
 
-CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client adhoc_slixmpp shaper_slixmpp)
+CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client adhoc_slixmpp shaper_slixmpp channel_binding_scramp)
 [[ -n "${INTEROP_ONLY:-}" ]] && read -r -a CLIENTS <<<"$INTEROP_ONLY"
 
 run_named_client() { # name [label-suffix]
@@ -293,6 +293,13 @@ run_named_client() { # name [label-suffix]
         fail "slixmpp XEP-0133 ad-hoc commands${2:-}: no python with slixmpp (run tests/interop/setup.sh)"
       else
         run_client "slixmpp XEP-0133 ad-hoc commands${2:-}" "$PY" "$HERE/adhoc_slixmpp.py"
+      fi
+      ;;
+    channel_binding_scramp)
+      if [[ -z "$PY" ]]; then
+        fail "scramp SCRAM-SHA-256-PLUS tls-server-end-point${2:-}: no python venv (run tests/interop/setup.sh)"
+      else
+        run_client "scramp SCRAM-SHA-256-PLUS tls-server-end-point${2:-}" "$PY" "$HERE/channel_binding_scramp.py"
       fi
       ;;
     shaper_slixmpp)
