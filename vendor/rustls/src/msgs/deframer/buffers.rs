@@ -182,11 +182,13 @@ impl DeframerVecBuffer {
         } else if taken >= self.used {
             self.used = 0;
         }
-        self.release_if_empty();
     }
 
     /// xmppd patch: free the buffer once it holds nothing, so an idle
     /// connection keeps no 4 KB read buffer (the next read allocates again).
+    /// Called when a read brings nothing (the socket ran dry, or ended), not
+    /// on every `discard()`: a busy connection reads until WouldBlock, so it
+    /// pays one allocation per burst of records instead of two.
     fn release_if_empty(&mut self) {
         if self.used == 0 && self.buf.capacity() != 0 {
             self.buf = Vec::new();
