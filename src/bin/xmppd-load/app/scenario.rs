@@ -119,6 +119,9 @@ pub async fn idle(ctx: &Arc<Ctx>, report: &mut Report) {
     fleet.close().await;
 }
 
+/// Shortest pause of the paced sender: bounds its wake-ups to 10,000/s.
+const PACE_MIN: Duration = Duration::from_micros(100);
+
 /// Sends what `next` produces at `--rate` per second, or flat out while
 /// fewer than `--window` deliveries are outstanding, for `--duration`
 /// seconds, then waits for what is in flight. `next(seq, ts)` dispatches
@@ -138,21 +141,25 @@ async fn drive(
     if a.rate > 0.0 {
         // Open loop: item i is due at start + i/rate and carries that
         // intended time, so a stalled server is not hidden (coordinated omission).
-        let mut tick = tokio::time::interval(Duration::from_millis(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tick.tick().await;
+        // The pacer sleeps on this thread (block_in_place hands the worker's
+        // other tasks over) until the next item is due, at least PACE_MIN
+        // apart: tokio's 1 ms timer wheel added ~1-2 ms to every latency and
+        // sent items in bursts of rate/1000.
+        tokio::task::block_in_place(|| loop {
             let el = start.elapsed();
             if el >= dur || seq >= limit {
                 break;
             }
-            let due = ((el.as_secs_f64() * a.rate) as u64).min(limit);
+            let due = ((el.as_secs_f64() * a.rate) as u64 + 1).min(limit);
             while seq < due {
                 let ts = start_us + (seq as f64 * 1e6 / a.rate) as u64;
                 expected += next(seq, ts);
                 seq += 1;
             }
-        }
+            let next_at = Duration::from_secs_f64(seq as f64 / a.rate);
+            let wait = next_at.saturating_sub(start.elapsed());
+            std::thread::sleep(wait.clamp(PACE_MIN, Duration::from_millis(1)));
+        });
     } else {
         // Closed loop: keep up to --window deliveries outstanding.
         while start.elapsed() < dur && seq < limit {
