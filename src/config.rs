@@ -164,8 +164,8 @@ impl Auth {
     pub fn key_policy(&self) -> crate::sasl::KeyPolicy {
         crate::sasl::KeyPolicy {
             iterations: self.scram_iterations,
-            sha1: self.scram_hashes.contains(&ScramHash::Sha1),
-            sha256: self.scram_hashes.contains(&ScramHash::Sha256),
+            sha1: self.offers(crate::sasl::Hash::Sha1),
+            sha256: self.offers(crate::sasl::Hash::Sha256),
         }
     }
 

@@ -148,12 +148,12 @@ impl Conn {
                 }
             }
             if plaintext_ok {
+                let types = self.channel_binding_types();
                 f.push_str(&format!("<mechanisms xmlns='{}'>", ns::SASL));
-                for m in self.offered_mechanisms() {
+                for m in self.mechanisms_with(!types.is_empty()) {
                     f.push_str(&format!("<mechanism>{}</mechanism>", m.name()));
                 }
                 f.push_str("</mechanisms>");
-                let types = self.channel_binding_types();
                 if !types.is_empty() {
                     // XEP-0440 §4: which channel-binding types the server supports.
                     f.push_str(&format!("<sasl-channel-binding xmlns='{}'>", ns::SASL_CB));
@@ -185,10 +185,10 @@ impl Conn {
         let Some(conn) = self.io.tls_conn() else { return Vec::new() };
         let mut v = Vec::new();
         if crate::tls::has_tls_exporter(conn) {
-            v.push("tls-exporter");
+            v.push(crate::sasl::CB_TLS_EXPORTER);
         }
         if self.shared.certs.server_end_point(conn.server_name()).is_some() {
-            v.push("tls-server-end-point");
+            v.push(crate::sasl::CB_TLS_SERVER_END_POINT);
         }
         v
     }
@@ -196,7 +196,11 @@ impl Conn {
     /// Strongest first; -PLUS only where a channel binding is available;
     /// SCRAM only over the hashes `[auth] scram_hashes` stores.
     pub(super) fn offered_mechanisms(&self) -> Vec<Mechanism> {
-        let plus = !self.channel_binding_types().is_empty();
+        self.mechanisms_with(!self.channel_binding_types().is_empty())
+    }
+
+    /// [`Conn::offered_mechanisms`] given whether any binding is available.
+    fn mechanisms_with(&self, plus: bool) -> Vec<Mechanism> {
         let config = self.shared.config();
         [
             Mechanism::ScramSha256Plus,

@@ -19,12 +19,8 @@ use crate::xml::Element;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-/// Keys that never verify: a hash family the source did not have.
-pub fn absent() -> ScramKeys {
-    ScramKeys::absent()
-}
-
-/// Whether these keys are [`absent`].
+/// Whether these keys are [`ScramKeys::absent`] (a hash family the source
+/// did not have).
 pub fn is_absent(k: &ScramKeys) -> bool {
     k.stored_key.is_empty()
 }
@@ -56,7 +52,9 @@ pub fn parse(user: &Element, skipped: &mut Vec<String>) -> Result<Option<Credent
     }
     Ok(match (sha1, sha256) {
         (None, None) => None,
-        (a, b) => Some(Credentials { sha1: a.unwrap_or_else(absent), sha256: b.unwrap_or_else(absent) }),
+        (a, b) => {
+            Some(Credentials { sha1: a.unwrap_or_else(ScramKeys::absent), sha256: b.unwrap_or_else(ScramKeys::absent) })
+        }
     })
 }
 

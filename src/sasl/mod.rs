@@ -36,6 +36,7 @@ pub use password::{
     derive_credentials, derive_credentials_with, derive_credentials_with_salt, prepare_password, verify_password,
     BadPassword, KeyPolicy,
 };
+pub(crate) use scram::{CB_TLS_EXPORTER, CB_TLS_SERVER_END_POINT};
 
 use crate::storage::{Credentials, ScramKeys};
 

@@ -6,8 +6,8 @@ use rusqlite::{params, TransactionBehavior};
 
 use super::im::{bump_version, upsert_item, INSERT_OFFLINE, UPSERT_DATA};
 use super::{backend, insert_account, jid, now_unix, SqliteStore};
-use crate::piefxis::{creds, ImportStats, UserRecord};
-use crate::storage::{Credentials, StoreError};
+use crate::piefxis::{ImportStats, UserRecord};
+use crate::storage::{Credentials, ScramKeys, StoreError};
 
 impl SqliteStore {
     /// Import accounts with everything they own, in one transaction.
@@ -20,7 +20,7 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend(&ctx))?;
         let now = now_unix();
         let mut stats = ImportStats::default();
-        let none = Credentials { sha1: creds::absent(), sha256: creds::absent() };
+        let none = Credentials { sha1: ScramKeys::absent(), sha256: ScramKeys::absent() };
         for r in records {
             let (u, h) = (r.user.as_str(), r.host.as_str());
             let fail = |e: rusqlite::Error| StoreError::Backend(format!("{ctx}: {} ({}): {e}", jid(u, h), r.origin));
