@@ -31,6 +31,16 @@ async fn login_and_chat_smoke() {
     assert_eq!(r.int("logins_failed"), 0);
     assert_eq!(r.int("disconnects"), 0);
 
+    // Pipelined login (the default) is above; also the one-request-at-a-time
+    // login, the mechanism chosen from the features, and pipelined PLAIN.
+    for extra in [&["--no-pipeline"][..], &["--mech", "auto"], &["--mech", "plain"]] {
+        let r = app::run(args(&srv, "login", extra)).await.unwrap();
+        assert_eq!(r.int("logins_ok"), 10, "{extra:?}: {}", r.to_text());
+        assert_eq!(r.get("errors"), Some(&app::report::Value::Null), "{extra:?}: {}", r.to_text());
+    }
+    let r = app::run(args(&srv, "login", &["--mech", "plain"])).await.unwrap();
+    assert_eq!(r.get("mech"), Some(&app::report::Value::Str("PLAIN".into())), "{}", r.to_text());
+
     let r = app::run(args(&srv, "chat", &["--duration", "1", "--window", "50", "--body-size", "8"])).await.unwrap();
     println!("{}", r.to_text());
     assert_eq!(r.int("logins_failed"), 0, "{}", r.to_text());

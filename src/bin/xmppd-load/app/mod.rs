@@ -19,6 +19,7 @@ pub mod provision;
 pub mod pwcache;
 pub mod report;
 pub mod scenario;
+pub mod tlsconf;
 
 use clap::{Parser, ValueEnum};
 use hist::Hist;
@@ -63,6 +64,18 @@ pub enum Mech {
     Plain,
 }
 
+impl Mech {
+    /// The SASL name of a fixed mechanism ("" for `Auto`, decided from the features).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mech::Auto => "",
+            Mech::ScramSha256 => "SCRAM-SHA-256",
+            Mech::ScramSha1 => "SCRAM-SHA-1",
+            Mech::Plain => "PLAIN",
+        }
+    }
+}
+
 /// Command line.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "xmppd-load", version, about = "XMPP client load generator (loopback only)")]
@@ -88,6 +101,10 @@ pub struct Args {
     /// Allow TLS session resumption between this run's connections (off: every login is a full handshake).
     #[arg(long)]
     pub tls_resume: bool,
+    /// Wait for each answer before the next request during login (off: pipeline
+    /// where the protocol allows, as fast clients do; needs a fixed --mech).
+    #[arg(long)]
+    pub no_pipeline: bool,
     /// Number of users (connections).
     #[arg(long, short = 'n', default_value_t = 100)]
     pub users: u64,
@@ -287,74 +304,11 @@ impl Ctx {
     }
 }
 
-/// rustls client configuration for `--ca` or `--insecure`.
-fn tls_connector(args: &Args) -> anyhow::Result<tokio_rustls::TlsConnector> {
-    use rustls_pki_types::pem::PemObject;
-    // Offer TLS_AES_128_GCM_SHA256 first, as common clients do (rustls
-    // would otherwise negotiate AES-256/SHA-384, slower in software).
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites.sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
-    let provider = Arc::new(provider);
-    let builder =
-        rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
-    let mut cfg = if let Some(ca) = &args.ca {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in
-            rustls_pki_types::CertificateDer::pem_file_iter(ca).map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?
-        {
-            roots.add(c.map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?)?;
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider))).with_no_client_auth()
-    };
-    if !args.tls_resume {
-        cfg.resumption = rustls::client::Resumption::disabled();
-    }
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
-}
-
-/// `--insecure`: accept any certificate (signatures are still checked).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls_pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Build the shared context from the arguments.
 pub fn context(args: Args) -> anyhow::Result<Arc<Ctx>> {
     args.check()?;
     let server = args.server_addr()?;
-    let tls = tls_connector(&args)?;
+    let tls = tlsconf::connector(&args)?;
     let name = args.tls_name.clone().unwrap_or_else(|| args.domain.clone());
     let tls_name = rustls_pki_types::ServerName::try_from(name.clone())
         .map_err(|_| anyhow::anyhow!("bad TLS server name {name:?}"))?;
