@@ -115,6 +115,9 @@ pub(crate) struct Conn {
     /// While the stanzas of one read are processed, what they answer is
     /// gathered here and written once at the end (see `output::write`).
     pub(crate) cork: Option<Vec<u8>>,
+    /// Queued stanzas that went into the cork: if its write fails they
+    /// join `unsent`, so they are routed again rather than lost.
+    pub(crate) corked: Vec<bytes::Bytes>,
 }
 
 /// Serve one accepted connection to its end.
@@ -150,6 +153,7 @@ pub async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenKind, shared: 
         shaper,
         pause: None,
         cork: None,
+        corked: Vec::new(),
         shared,
     };
     tracing::debug!(conn = conn.id, %peer, "connected");
@@ -343,12 +347,22 @@ impl Conn {
     /// (RFC 6120 §7, RFC 6121 §2.2, §4.2), gets its three answers at once.
     async fn process_events(&mut self) -> Option<Exit> {
         self.cork = Some(Vec::new());
-        let exit = self.process_framed().await;
+        let mut exit = self.process_framed().await;
+        // What the processing queued for this session itself (the echo of
+        // initial presence, RFC 6121 §4.2.2; a message to our own JID) goes
+        // in the same write, after the replies, as it would right after.
+        if exit.is_none() {
+            if let Some(Ok(Outbound::Stanza(b))) = self.rx.as_mut().map(|r| r.try_recv()) {
+                exit = Box::pin(self.write_batch(b)).await.err();
+            }
+        }
         let out = self.cork.take().unwrap_or_default();
         if !out.is_empty() {
             // On the way out (`exit` set) the replies still go first: a
             // stream error follows them (RFC 6120 §4.9), best effort.
-            if let (Err(e), None) = (self.write(&out).await, &exit) {
+            let r = self.write(&out).await;
+            self.corked_written(r.is_ok());
+            if let (Err(e), None) = (r, &exit) {
                 return Some(e);
             }
         }

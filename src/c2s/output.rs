@@ -59,9 +59,22 @@ impl Conn {
             }
         };
         if r.is_err() {
-            self.unsent = batch;
+            self.unsent.extend(batch);
+        } else if self.cork.is_some() {
+            // Not on the wire yet: see `corked_written`.
+            self.corked.extend(batch);
         }
         r
+    }
+
+    /// The cork was written (`ok`) or its write failed: the queued stanzas
+    /// in it are done with, or are kept to be routed again.
+    pub(crate) fn corked_written(&mut self, ok: bool) {
+        if ok {
+            self.corked.clear();
+        } else {
+            self.unsent.append(&mut self.corked);
+        }
     }
 
     /// XEP-0352 §5: keep only the latest presence per sender.
@@ -106,7 +119,9 @@ impl Conn {
     pub(crate) async fn flush_cork(&mut self) -> Result<(), Exit> {
         let Some(buf) = self.cork.as_mut().filter(|b| !b.is_empty()) else { return Ok(()) };
         let out = std::mem::take(buf);
-        self.write_now(&out).await
+        let r = self.write_now(&out).await;
+        self.corked_written(r.is_ok());
+        r
     }
 
     /// Write bytes, bounded in time. Most writes complete at once, and
@@ -187,11 +202,7 @@ impl Conn {
         self.unbind();
         if let Some(t) = text {
             // A peer that stopped reading gets a short chance at the error.
-            let sent = tokio::time::timeout(Duration::from_secs(5), self.io.send(t.as_bytes())).await;
-            if matches!(sent, Ok(Ok(()))) {
-                let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut self.io))
-                    .await;
-            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.io.send_and_close(t.as_bytes())).await;
         }
         tracing::debug!(conn = self.id, peer = %self.peer, "disconnected");
     }

@@ -102,6 +102,23 @@ impl Transport {
         self.write_all(data).await?;
         self.flush().await
     }
+
+    /// Write the last `data` of the stream and close: over TLS the data
+    /// and the close_notify alert (RFC 8446 §6.1) leave in one write.
+    pub async fn send_and_close(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut rest = data;
+        if let Transport::Tls(t) = self {
+            // Into rustls's buffer without I/O; `shutdown` writes it all.
+            // Short only when that buffer is full (a peer that stopped
+            // reading): the rest goes the ordinary way, waiting for the peer.
+            let n = io::Write::write(&mut t.get_mut().1.writer(), data).unwrap_or(0);
+            rest = &data[n..];
+        }
+        if !rest.is_empty() {
+            self.send(rest).await?;
+        }
+        self.shutdown().await
+    }
 }
 
 macro_rules! delegate {

@@ -272,6 +272,21 @@ impl TestClient {
         }
     }
 
+    /// Like [`TestClient::expect_closed`], for a TLS stream that must end
+    /// cleanly: with close_notify (RFC 8446 §6.1), not a bare TCP close.
+    pub async fn expect_tls_closed(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let mut b = [0u8; 8192];
+            match tokio::time::timeout_at(deadline, self.stream().read(&mut b)).await {
+                Ok(Ok(0)) => return std::mem::take(&mut self.buf),
+                Ok(Ok(n)) => self.buf.push_str(&String::from_utf8_lossy(&b[..n])),
+                Ok(Err(e)) => panic!("{e} after {:?}", self.buf),
+                Err(_) => panic!("connection not closed; got {:?}", self.buf),
+            }
+        }
+    }
+
     /// Open a stream and read the features.
     pub async fn open(&mut self) -> String {
         let header = HEADER.replace("to='localhost'", &format!("to='{}'", self.domain));
