@@ -307,11 +307,11 @@ impl Conn {
         self.shared.metrics.session_delta(session.jid.domain(), -1);
         let directed = std::mem::take(&mut self.directed);
         im::presence::broadcast_unavailable(&self.shared, &session, None, &directed);
-        // XEP-0012 §3: the account's last activity, once its last session ends.
+        // XEP-0012 §3: the account's last activity, once its last session
+        // ends. Not looked up first: the deferred write stores it only while
+        // the account exists (a removed account's session ends after it).
         let (user, host) = (session.jid.node().unwrap_or(""), session.jid.domain());
-        if !self.shared.router.is_online(&session.jid)
-            && matches!(self.shared.store.get_credentials(user, host), Ok(Some(_)))
-        {
+        if !self.shared.router.is_online(&session.jid) {
             crate::modules::last::record_logout(&self.shared, user, host, self.last_status.as_deref());
         }
         // Stanzas accepted for this session but never written are routed
