@@ -348,10 +348,12 @@ impl Conn {
     async fn process_events(&mut self) -> Option<Exit> {
         self.cork = Some(Vec::new());
         let mut exit = self.process_framed().await;
-        // What the processing queued for this session itself (the echo of
-        // initial presence, RFC 6121 §4.2.2; a message to our own JID) goes
-        // in the same write, after the replies, as it would right after.
-        if exit.is_none() {
+        // When there are replies to write anyway, what the processing queued
+        // for this session itself (the echo of initial presence, RFC 6121
+        // §4.2.2) goes in the same write, after them, as it would right
+        // after. Without replies (a client sending messages) the queue is
+        // left to the loop: draining it here costs ~10% in flat-out chat.
+        if exit.is_none() && self.cork.as_ref().is_some_and(|c| !c.is_empty()) {
             if let Some(Ok(Outbound::Stanza(b))) = self.rx.as_mut().map(|r| r.try_recv()) {
                 exit = Box::pin(self.write_batch(b)).await.err();
             }
