@@ -316,6 +316,8 @@ for SRV in $SERVERS; do
   run idle idle --users "$N" --hold "$HOLD"
   run login-rate login --users "$N" --login-rate "$LOGIN_RATE"
   run login-flat login --users "$N"
+  # Reconnecting clients resume TLS (RFC 8446 §2.2): the same, with tickets.
+  run login-resume login --users "$N" --tls-resume
   run chat-rate chat --users "$N" --rate "$CHAT_RATE" --duration "$CHAT_SECS"
   run chat-flat chat --users "$N" --duration "$FLAT_SECS" --window "$WINDOW"
   run presence presence --users "$P_USERS" --prefix p --contacts "$CONTACTS" --updates "$UPDATES" \

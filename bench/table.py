@@ -13,6 +13,8 @@ ROWS = [
     ("login flat out: logins/s", "login-flat", "logins_per_s", 1, "high"),
     ("login flat out: server CPU ms per login", "login-flat", "server_cpu_ms_per_login", 1, "low"),
     ("login flat out: p99 login ms", "login-flat", "login_ms_p99", 1, "low"),
+    ("login flat out, TLS resumed: logins/s", "login-resume", "logins_per_s", 1, "high"),
+    ("login flat out, TLS resumed: server CPU ms per login", "login-resume", "server_cpu_ms_per_login", 1, "low"),
     ("login paced: logins/s achieved", "login-rate", "logins_per_s", 1, "high"),
     ("login paced: p50 login ms", "login-rate", "login_ms_p50", 1, "low"),
     ("login paced: p99 login ms", "login-rate", "login_ms_p99", 1, "low"),
@@ -91,7 +93,7 @@ def main():
     # Noise and errors, per run.
     print("\nPer run: other CPU on the machine during the run (s; >1 means a busy neighbour) and errors:\n")
     for s in present:
-        for name in ("idle", "login-rate", "login-flat", "chat-rate", "chat-flat", "presence"):
+        for name in ("idle", "login-rate", "login-flat", "login-resume", "chat-rate", "chat-flat", "presence"):
             r = load(d, s, name)
             if r is None:
                 print(f"- {s} {name}: no result")
