@@ -68,8 +68,13 @@ async fn memory_stays_bounded_under_floods() {
 async fn slow_consumer_is_cut_and_memory_stays_bounded() {
     let _one = ONE_AT_A_TIME.lock().await;
     let srv =
-        start_server_with("[limits]\nshaper_bytes_per_sec = 0\nstanzas_per_sec = 0\noutbound_queue_bytes = 262144\n")
-            .await;
+        // Offline storage large enough for every message alice sends
+        // between bob's cut and her seeing it (a few hundred, by timing).
+        start_server_with(
+            "[limits]\nshaper_bytes_per_sec = 0\nstanzas_per_sec = 0\noutbound_queue_bytes = 262144\n\
+             [im]\nmax_offline_messages = 10000\n",
+        )
+        .await;
     srv.register("alice", "pa");
     srv.register("bob", "pb");
     let mut a = TestClient::online(&srv, "alice", "pa", "a", 0).await;

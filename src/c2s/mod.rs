@@ -12,6 +12,7 @@ mod output;
 mod requeue;
 mod sasl;
 mod shaper;
+pub mod ticket_hold;
 pub mod transport;
 
 use crate::config::ListenKind;

@@ -1,6 +1,7 @@
 //! Stream negotiation (RFC 6120 §4–§7): the stream header, features,
 //! STARTTLS and resource binding; SASL (§6) is in `sasl.rs`.
 
+use super::ticket_hold::HoldTicket;
 use super::transport::Transport;
 use super::{Conn, Exit, State};
 use crate::config::SessionLimit;
@@ -64,13 +65,18 @@ impl Conn {
     pub(super) async fn upgrade_tls(&mut self, deadline: Instant) -> bool {
         let Transport::Plain(tcp) = std::mem::replace(&mut self.io, Transport::Taken) else { return false };
         let limit = deadline.min(Instant::now() + Duration::from_secs(30));
-        match tokio::time::timeout_at(limit, self.shared.tls.accept(tcp)).await {
-            Ok(Ok(tls)) => {
+        let accept = self.shared.tls.accept(HoldTicket::new(tcp)).into_fallible();
+        match tokio::time::timeout_at(limit, accept).await {
+            Ok(Ok(mut tls)) => {
+                // The session ticket goes out with the first reply.
+                tls.get_mut().0.handshake_done();
                 self.io = Transport::Tls(Box::new(tls));
                 true
             }
-            Ok(Err(e)) => {
+            Ok(Err((e, mut tcp))) => {
                 tracing::debug!(conn = self.id, peer = %self.peer, error = %e, "TLS handshake failed");
+                // A held alert, best effort.
+                tcp.release_now();
                 false
             }
             Err(_) => false,

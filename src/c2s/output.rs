@@ -71,7 +71,8 @@ impl Conn {
     /// in it are done with, or are kept to be routed again.
     pub(crate) fn corked_written(&mut self, ok: bool) {
         if ok {
-            self.corked.clear();
+            // Freed, not cleared: an idle connection keeps no buffer.
+            self.corked = Vec::new();
         } else {
             self.unsent.append(&mut self.corked);
         }

@@ -3,6 +3,7 @@
 //! into the framer, so a connection waiting for data holds no read buffer
 //! (shared/DESIGN.md, performance shape).
 
+use super::ticket_hold::HoldTicket;
 use crate::xml::Framer;
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -23,7 +24,7 @@ pub enum Transport {
     /// Cleartext TCP (before STARTTLS).
     Plain(TcpStream),
     /// TLS over TCP.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<HoldTicket>>),
     /// Moved out during a TLS upgrade.
     Taken,
 }
@@ -43,7 +44,7 @@ impl Transport {
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Transport::Plain(t) => Some(t),
-            Transport::Tls(t) => Some(t.get_ref().0),
+            Transport::Tls(t) => Some(t.get_ref().0.tcp()),
             Transport::Taken => None,
         }
     }
