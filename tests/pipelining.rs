@@ -93,3 +93,34 @@ async fn closing_tls_streams_end_with_the_tag_then_close_notify() {
     assert!(c.expect_closed().await.ends_with("</stream:stream>"));
     srv.stop().await;
 }
+
+/// RFC 8446 §4.6.1: the session ticket, held back to leave with the first
+/// reply (c2s/ticket_hold.rs), reaches the client, and the next connection
+/// resumes with it; TLS 1.2, whose last flight is never held, still
+/// completes.
+#[tokio::test]
+async fn the_held_session_ticket_arrives_and_resumes() {
+    let srv = common::start_server().await;
+    let tls13 = tls_connector(&srv.ca_path());
+    let tls12 = common::tls_connector_for(&srv.ca_path(), &[&rustls::version::TLS12]);
+    for (round, connector) in [(0, &tls13), (1, &tls13), (2, &tls12)] {
+        let mut tcp = TcpStream::connect(srv.c2s).await.unwrap();
+        tcp.write_all(format!("{HEADER}<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>").as_bytes()).await.unwrap();
+        read_until(&mut tcp, &mut String::new(), "<proceed").await;
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let kind = tls.get_ref().1.handshake_kind();
+        match round {
+            1 => assert_eq!(kind, Some(rustls::HandshakeKind::Resumed), "round {round}"),
+            _ => assert_eq!(kind, Some(rustls::HandshakeKind::Full), "round {round}"),
+        }
+        tls.write_all(HEADER.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        read_until(&mut tls, &mut String::new(), "</stream:features>").await;
+        tls.write_all(b"</stream:stream>").await.unwrap();
+        tls.flush().await.unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut rest)).await;
+    }
+    srv.stop().await;
+}
