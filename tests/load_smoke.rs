@@ -33,13 +33,22 @@ async fn login_and_chat_smoke() {
 
     // Pipelined login (the default) is above; also the one-request-at-a-time
     // login, the mechanism chosen from the features, and pipelined PLAIN.
-    for extra in [&["--no-pipeline"][..], &["--mech", "auto"], &["--mech", "plain"]] {
+    for (extra, mech) in [
+        (&["--no-pipeline"][..], "SCRAM-SHA-256"),
+        (&["--mech", "auto"], "SCRAM-SHA-256"),
+        (&["--mech", "plain"], "PLAIN"),
+    ] {
         let r = app::run(args(&srv, "login", extra)).await.unwrap();
         assert_eq!(r.int("logins_ok"), 10, "{extra:?}: {}", r.to_text());
         assert_eq!(r.get("errors"), Some(&app::report::Value::Null), "{extra:?}: {}", r.to_text());
+        assert_eq!(r.get("mech"), Some(&app::report::Value::Str(mech.into())), "{extra:?}: {}", r.to_text());
     }
-    let r = app::run(args(&srv, "login", &["--mech", "plain"])).await.unwrap();
-    assert_eq!(r.get("mech"), Some(&app::report::Value::Str("PLAIN".into())), "{}", r.to_text());
+
+    // --insecure: no chain check (handshake signatures still are).
+    let server = srv.c2s.to_string();
+    let insecure = ["xmppd-load", "login", "--server", &server, "--insecure", "--users", "10", "--sources", "2"];
+    let r = app::run(app::Args::parse_from(insecure)).await.unwrap();
+    assert_eq!(r.int("logins_ok"), 10, "--insecure: {}", r.to_text());
 
     let r = app::run(args(&srv, "chat", &["--duration", "1", "--window", "50", "--body-size", "8"])).await.unwrap();
     println!("{}", r.to_text());

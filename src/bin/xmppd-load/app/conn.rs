@@ -366,31 +366,26 @@ async fn login(ctx: &Ctx, idx: u64, n: u64) -> Result<(Session, LoginOk), String
     framer.reset();
 
     // RFC 6120 §7: bind (and the legacy session where it is not optional).
-    let mut out =
+    let bind =
         format!("<iq type='set' id='bind'><bind xmlns='{NS_BIND}'><resource>{}</resource></bind></iq>", a.resource);
     // RFC 6121 §2.2, §4.2: roster get, then initial presence.
     let rest = "<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq><presence/>";
-    if pipeline {
-        out = format!("{header}{out}{rest}");
-    }
-    send(&mut tls, if pipeline { out.as_bytes() } else { header.as_bytes() }).await?;
+    let restart = if pipeline { format!("{header}{bind}{rest}") } else { header.clone() };
+    send(&mut tls, restart.as_bytes()).await?;
     let features = next_stanza(&mut tls, &mut framer).await?;
     if !contains(&features, NS_BIND.as_bytes()) {
         return Err(format!("no resource binding offered: {}", String::from_utf8_lossy(&features)));
     }
     let needs_session = contains(&features, NS_SESSION.as_bytes()) && !contains(&features, b"<optional");
-    let session = format!("<iq type='set' id='sess'><session xmlns='{NS_SESSION}'/></iq>");
-    if pipeline {
-        // An old server that wants RFC 3921 sessions gets one, late.
-        out = if needs_session { session } else { String::new() };
+    let session = if needs_session {
+        format!("<iq type='set' id='sess'><session xmlns='{NS_SESSION}'/></iq>")
     } else {
-        if needs_session {
-            out.push_str(&session);
-        }
-        out.push_str(rest);
-    }
-    if !out.is_empty() {
-        send(&mut tls, out.as_bytes()).await?;
+        String::new()
+    };
+    // Pipelined, an old server that wants RFC 3921 sessions gets one, late.
+    let late = if pipeline { session } else { format!("{bind}{session}{rest}") };
+    if !late.is_empty() {
+        send(&mut tls, late.as_bytes()).await?;
     }
     let mut s = Session { tls, framer, bare };
     let mut replies = Vec::new();

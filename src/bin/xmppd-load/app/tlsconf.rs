@@ -1,6 +1,6 @@
 //! The tool's TLS client configuration. With `--ca`, the server's
 //! certificate chain is verified once per distinct chain and name, and the
-//! verdict is remembered for the rest of the run ([`CachedChain`]): every
+//! verdict is remembered for the rest of the run ([`Verifier`]): every
 //! login of a run sees the same certificate, and re-verifying its chain
 //! (an ECDSA verification plus X.509 parsing, about a tenth of the tool's
 //! CPU per login) would make the tool, not the server, the limit. The
@@ -27,16 +27,20 @@ pub fn connector(args: &Args) -> anyhow::Result<tokio_rustls::TlsConnector> {
     let provider = Arc::new(provider);
     let builder =
         rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
-    let verifier: Arc<dyn ServerCertVerifier> = if let Some(ca) = &args.ca {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(ca).map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))? {
-            roots.add(c.map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?)?;
+    let webpki = match &args.ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))? {
+                roots.add(c.map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?)?;
+            }
+            Some(
+                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()?,
+            )
         }
-        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
-        Arc::new(CachedChain { inner: webpki, verified: RwLock::default() })
-    } else {
-        Arc::new(NoVerify(provider))
+        None => None,
     };
+    let verifier = Arc::new(Verifier { webpki, provider, verified: RwLock::default() });
     let mut cfg = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
     if !args.tls_resume {
         cfg.resumption = rustls::client::Resumption::disabled();
@@ -44,11 +48,13 @@ pub fn connector(args: &Args) -> anyhow::Result<tokio_rustls::TlsConnector> {
     Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
 }
 
-/// WebPKI verification of the chain, remembered per (name, chain) for the
-/// run; handshake signatures go to the inner verifier every time.
+/// The chain: WebPKI (`--ca`), remembered per (name, chain) for the run, or
+/// not checked at all (`--insecure`). Handshake signatures: checked every
+/// time, with the provider's algorithms (as `WebPkiServerVerifier` does).
 #[derive(Debug)]
-struct CachedChain {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
+struct Verifier {
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
     /// Keys of chains that verified: the name, then each certificate's DER.
     verified: RwLock<HashSet<Vec<u8>>>,
 }
@@ -66,7 +72,7 @@ fn chain_key(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_
     key
 }
 
-impl ServerCertVerifier for CachedChain {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -75,11 +81,12 @@ impl ServerCertVerifier for CachedChain {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(webpki) = &self.webpki else { return Ok(ServerCertVerified::assertion()) };
         let key = chain_key(end_entity, intermediates, server_name);
         if self.verified.read().unwrap().contains(&key) {
             return Ok(ServerCertVerified::assertion());
         }
-        let ok = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        let ok = webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
         self.verified.write().unwrap().insert(key);
         Ok(ok)
     }
@@ -89,7 +96,7 @@ impl ServerCertVerifier for CachedChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -97,46 +104,10 @@ impl ServerCertVerifier for CachedChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `--insecure`: accept any certificate (signatures are still checked).
-#[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -179,9 +150,10 @@ mod tests {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
-        let v = CachedChain { inner, verified: RwLock::default() };
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+        let v = Verifier { webpki: Some(webpki), provider, verified: RwLock::default() };
         let now = UnixTime::now();
         for _ in 0..2 {
             v.verify_server_cert(&leaf, &[], &name("localhost"), &[], now).unwrap();
