@@ -84,6 +84,21 @@ impl Transport {
     /// Read what the socket has into `framer`, registering for wake-up
     /// when there is nothing (`Ready(Ok(0))` is the end of the stream).
     pub fn poll_read_into(&mut self, cx: &mut Context<'_>, framer: &mut Framer) -> Poll<io::Result<usize>> {
+        // A TLS connection with nothing decrypted or pending (a partial
+        // record needs more bytes anyway) reads only once the socket is
+        // ready: rustls would otherwise allocate and zero its read buffer
+        // (freed again at once, vendor/rustls) on every wake-up of the
+        // connection, e.g. for each stanza it is sent.
+        if let Transport::Tls(t) = self {
+            let (io, conn) = t.get_ref();
+            if conn.wants_read() {
+                match io.tcp().poll_read_ready(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {}
+                }
+            }
+        }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let mut rb = ReadBuf::new(&mut s[..]);

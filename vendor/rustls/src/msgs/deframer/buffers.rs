@@ -147,6 +147,13 @@ impl BufferProgress {
     }
 }
 
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// xmppd patch: where a read with nothing buffered lands first
+    /// (`DeframerVecBuffer::read`), one per thread, zeroed once.
+    static READ_SCRATCH: core::cell::RefCell<Vec<u8>> = core::cell::RefCell::new(alloc::vec![0u8; 4096]);
+}
+
 #[derive(Default, Debug)]
 pub(crate) struct DeframerVecBuffer {
     /// Buffer of data read from the socket, in the process of being parsed into messages.
@@ -208,6 +215,27 @@ impl DeframerVecBuffer {
 impl DeframerVecBuffer {
     /// Read some bytes from `rd`, and add them to the buffer.
     pub(crate) fn read(&mut self, rd: &mut dyn io::Read, in_handshake: bool) -> io::Result<usize> {
+        // xmppd patch: holding no partial record, read into this thread's
+        // scratch buffer and copy what came into `buf` (no zero-filled 4 KB
+        // allocation for a read that finds nothing, which is how every
+        // burst of reads ends).
+        if self.used == 0 {
+            return READ_SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                match rd.read(&mut s[..]) {
+                    Ok(n) if n > 0 => {
+                        self.buf.clear();
+                        self.buf.extend_from_slice(&s[..n]);
+                        self.used = n;
+                        Ok(n)
+                    }
+                    r => {
+                        self.release_if_empty();
+                        r
+                    }
+                }
+            });
+        }
         if let Err(err) = self.prepare_read(in_handshake) {
             return Err(io::Error::new(io::ErrorKind::InvalidData, err));
         }
