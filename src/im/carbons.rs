@@ -58,9 +58,12 @@ fn msg_type(stamped: &[u8]) -> String {
 }
 
 /// §7: a copy of a message the user sent to the user's other enabled resources.
-pub fn copy_sent(shared: &Shared, sender: &Arc<SessionHandle>, stamped: &[u8]) {
-    // The common case, checked without allocating: no other enabled resource.
-    if !shared.router.with_sessions(&sender.jid, |l| l.iter().any(|s| s.id != sender.id && s.carbons())) {
+pub fn copy_sent(shared: &Shared, sender: &Arc<SessionHandle>, msg_ty: &str, stamped: &[u8]) {
+    // The common case, checked without allocating or scanning the stanza:
+    // no other enabled resource.
+    if !shared.router.with_sessions(&sender.jid, |l| l.iter().any(|s| s.id != sender.id && s.carbons()))
+        || !eligible(msg_ty, stamped)
+    {
         return;
     }
     let bare = sender.jid.to_bare();
@@ -76,8 +79,10 @@ pub fn copy_sent(shared: &Shared, sender: &Arc<SessionHandle>, stamped: &[u8]) {
 }
 
 /// §6: a copy to the recipient's enabled resources that did not get it.
-pub fn copy_received(shared: &Shared, to: &Jid, delivered: &[u64], stamped: &[u8]) {
-    if !shared.router.with_sessions(to, |l| l.iter().any(|s| s.carbons() && !delivered.contains(&s.id))) {
+pub fn copy_received(shared: &Shared, to: &Jid, delivered: &[u64], msg_ty: &str, stamped: &[u8]) {
+    if !shared.router.with_sessions(to, |l| l.iter().any(|s| s.carbons() && !delivered.contains(&s.id)))
+        || !eligible(msg_ty, stamped)
+    {
         return;
     }
     let bare = to.to_bare();
