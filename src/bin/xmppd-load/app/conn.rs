@@ -441,13 +441,13 @@ impl Session {
         if st.starts_with(b"<message") {
             if attr(st, "type") == Some(b"error") {
                 s.bounced.fetch_add(1, Relaxed);
-                s.progress.notify_one();
+                s.progressed();
             } else if let Some((ts, _)) = stamp(st) {
                 let now = ctx.now_us();
                 s.msg_hist.lock().unwrap().record(now.saturating_sub(ts));
                 s.delivered.fetch_add(1, Relaxed);
                 s.last_delivery_us.fetch_max(now, Relaxed);
-                s.progress.notify_one();
+                s.progressed();
             }
         } else if st.starts_with(b"<presence") {
             let from = attr(st, "from").unwrap_or_default();
@@ -460,7 +460,7 @@ impl Session {
                     s.presence_timed.fetch_add(1, Relaxed);
                     s.presence_hist.lock().unwrap().record(now.saturating_sub(ts));
                 }
-                s.progress.notify_one();
+                s.progressed();
             }
         } else if st.starts_with(b"<iq") {
             let id = String::from_utf8_lossy(attr(st, "id").unwrap_or_default()).into_owned();

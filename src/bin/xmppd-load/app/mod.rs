@@ -259,11 +259,24 @@ pub struct Stats {
     pub pbkdf2_us: AtomicU64,
     /// The first few errors, for the report.
     pub errors: Mutex<Vec<String>>,
-    /// Signalled on deliveries (the flat-out dispatcher waits on it).
+    /// Signalled on deliveries once `events` reaches `wake_at` (the
+    /// flat-out dispatcher waits on it).
     pub progress: tokio::sync::Notify,
+    /// Deliveries of any kind (messages, bounces, presence) so far.
+    pub events: AtomicU64,
+    /// `events` count from which a delivery signals `progress` (0: every one).
+    pub wake_at: AtomicU64,
 }
 
 impl Stats {
+    /// Count one delivery; wake the dispatcher when it asked for this many.
+    pub fn progressed(&self) {
+        let e = self.events.fetch_add(1, Ordering::Relaxed) + 1;
+        if e >= self.wake_at.load(Ordering::Relaxed) {
+            self.progress.notify_one();
+        }
+    }
+
     /// Record an error message (the first 10 are kept).
     pub fn error(&self, e: String) {
         let mut v = self.errors.lock().unwrap();

@@ -119,6 +119,9 @@ pub async fn idle(ctx: &Arc<Ctx>, report: &mut Report) {
     fleet.close().await;
 }
 
+/// A full flat-out window is refilled once 1/LOW_WATER of it is free.
+const LOW_WATER: u64 = 8;
+
 /// Shortest pause of the paced sender: bounds its wake-ups to 10,000/s.
 const PACE_MIN: Duration = Duration::from_micros(100);
 
@@ -170,12 +173,20 @@ async fn drive(
                 burst += 1;
             }
             if burst == 0 {
-                let _ = tokio::time::timeout(Duration::from_millis(5), ctx.stats.progress.notified()).await;
+                // The window is full: sleep until a batch of it is free
+                // (LOW_WATER), not after every delivery, so that commands
+                // reach the connections in batches.
+                let s = &ctx.stats;
+                let free_at = a.window - (a.window / LOW_WATER).max(1);
+                let need = expected.saturating_sub(delivered()).saturating_sub(free_at);
+                s.wake_at.store(s.events.load(Relaxed) + need, Relaxed);
+                let _ = tokio::time::timeout(Duration::from_millis(5), s.progress.notified()).await;
             } else {
                 tokio::task::yield_now().await;
             }
         }
     }
+    ctx.stats.wake_at.store(0, Relaxed);
     let sending = start.elapsed().as_secs_f64();
     // Wait for what is in flight.
     let deadline = Instant::now() + Duration::from_secs(a.timeout);
