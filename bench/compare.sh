@@ -20,6 +20,11 @@
 #   CONTACTS=10       mutual contacts (a ring), and
 #   UPDATES=5         presence changes per user
 #   SERVERS="xmppd ejabberd prosody"
+#   TSUNG=0           1: also run tsung (Debian's, an independent tool) on each
+#                     server: N users arriving at LOGIN_RATE/s, STARTTLS + SASL
+#                     PLAIN, then TSUNG_CHATS chats TSUNG_THINK s apart
+#                     (defaults 15 and 8: 625 chats/s with 5,000 online)
+#   XLOAD=1           0: skip the xmppd-load runs (e.g. TSUNG=1 XLOAD=0)
 #   SERVER_CPUS=, LOAD_CPUS=   optional taskset CPU lists for the servers and the tool
 #   NICE=0            niceness of servers and tool (e.g. -10 on a machine shared with builds)
 #   WORK=/tmp/xmppd-bench      scratch (wiped per server)   INSTALL=1  apt-get the others
@@ -28,6 +33,7 @@ set -euo pipefail
 N=${N:-5000}; CONC=${CONC:-100}; LOGIN_RATE=${LOGIN_RATE:-100}; CHAT_RATE=${CHAT_RATE:-625}
 CHAT_SECS=${CHAT_SECS:-30}; FLAT_SECS=${FLAT_SECS:-15}; WINDOW=${WINDOW:-1000}; HOLD=${HOLD:-10}
 HALF_RATE=${HALF_RATE:-}; HALF_SECS=${HALF_SECS:-10}
+TSUNG=${TSUNG:-0}; XLOAD=${XLOAD:-1}; TSUNG_CHATS=${TSUNG_CHATS:-15}; TSUNG_THINK=${TSUNG_THINK:-8}
 P_USERS=${P_USERS:-1000}; CONTACTS=${CONTACTS:-10}; UPDATES=${UPDATES:-5}
 SERVERS=${SERVERS:-"xmppd ejabberd prosody"}; WORK=${WORK:-/tmp/xmppd-bench}; INSTALL=${INSTALL:-1}
 SERVER_CPUS=${SERVER_CPUS:-}; LOAD_CPUS=${LOAD_CPUS:-}; NICE=${NICE:-0}
@@ -89,6 +95,7 @@ stop_system_services() {
 need=""
 case " $SERVERS " in *" ejabberd "*) command -v ejabberdctl >/dev/null || need="$need ejabberd";; esac
 case " $SERVERS " in *" prosody "*) command -v prosody >/dev/null || need="$need prosody";; esac
+if [ "$TSUNG" = 1 ]; then command -v tsung >/dev/null || need="$need tsung"; fi
 if [ -n "$need" ]; then
   [ "$INSTALL" = 1 ] || die "missing:$need (INSTALL=0)"
   say "installing$need"
@@ -306,6 +313,30 @@ run() {
   sleep 2 # let the server settle (closing sessions) between runs
 }
 
+# run_tsung: the tsung run against the current server; the server's CPU
+# seconds (utime+stime) and peak RSS over it go into $SRV-tsung.json.
+run_tsung() {
+  local d=$WORK/$SRV/tsung f=$OUT/$SRV-tsung.json tck c0 c1 rss=0 r
+  mkdir -p "$d"
+  sed -e "s/@PORT@/$PORT/" -e "s/@USERS@/$N/g" -e "s/@RATE@/$LOGIN_RATE/" -e "s/@DOMAIN@/$DOMAIN/" \
+    -e "s/@ARRIVAL_SECS@/$(( (N + ${LOGIN_RATE%.*} - 1) / ${LOGIN_RATE%.*} + 1 ))/" \
+    -e "s/@CHATS@/$TSUNG_CHATS/" -e "s/@THINK@/$TSUNG_THINK/g" "$ROOT/bench/tsung/compare.xml" > "$d/run.xml"
+  say "  $SRV tsung"
+  tck=$(getconf CLK_TCK)
+  c0=$(awk '{print $14 + $15}' "/proc/$SPID/stat")
+  pin "$LOAD_CPUS" tsung -f "$d/run.xml" -l "$d/log" start > "$d/tsung.out" 2>&1 &
+  local tp=$!
+  while kill -0 "$tp" 2>/dev/null; do
+    r=$(awk '/VmRSS/ {print $2}' "/proc/$SPID/status" 2>/dev/null || echo 0)
+    [ "${r:-0}" -gt "$rss" ] && rss=$r
+    sleep 1
+  done
+  wait "$tp" || say "  ($SRV tsung exited $?: $(tail -3 "$d/tsung.out"))"
+  c1=$(awk '{print $14 + $15}' "/proc/$SPID/stat")
+  python3 "$ROOT/bench/tsung/summary.py" "$d/log" "$SRV" "$(python3 -c "print(($c1 - $c0) / $tck)")" "$rss" > "$f"
+  sleep 2
+}
+
 for SRV in $SERVERS; do
   say "== $SRV"
   for p in $XMPPD_PORT $EJABBERD_PORT $EJABBERD_API $PROSODY_PORT; do
@@ -316,21 +347,24 @@ for SRV in $SERVERS; do
   "start_$SRV"
   kill -0 "$SPID" 2>/dev/null || die "$SRV (pid $SPID) is not running"
   say "  started (pid $SPID), provisioned in $(( $(date +%s) - T0 )) s"
-  # Idle first: the server's RSS baseline is a fresh process.
-  run idle idle --users "$N" --hold "$HOLD"
-  run login-rate login --users "$N" --login-rate "$LOGIN_RATE"
-  run login-flat login --users "$N"
-  # Reconnecting clients resume TLS (RFC 8446 §2.2): the same, with tickets.
-  run login-resume login --users "$N" --tls-resume
-  run chat-rate chat --users "$N" --rate "$CHAT_RATE" --duration "$CHAT_SECS"
-  run chat-flat chat --users "$N" --duration "$FLAT_SECS" --window "$WINDOW"
-  # Latency at half capacity (issue 4: p99 at half the top rate): half of
-  # HALF_RATE, or of what this server itself delivered flat out just now.
-  half=${HALF_RATE:-$(python3 -c 'import json,sys; print(round(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["msgs_per_s"] / 2))' \
-    "$OUT/$SRV-chat-flat.json" 2>/dev/null || echo "$CHAT_RATE")}
-  run chat-half chat --users "$N" --rate "$half" --duration "$HALF_SECS"
-  run presence presence --users "$P_USERS" --prefix p --contacts "$CONTACTS" --updates "$UPDATES" \
-    --duration 120 --window "$WINDOW"
+  if [ "$XLOAD" = 1 ]; then
+    # Idle first: the server's RSS baseline is a fresh process.
+    run idle idle --users "$N" --hold "$HOLD"
+    run login-rate login --users "$N" --login-rate "$LOGIN_RATE"
+    run login-flat login --users "$N"
+    # Reconnecting clients resume TLS (RFC 8446 §2.2): the same, with tickets.
+    run login-resume login --users "$N" --tls-resume
+    run chat-rate chat --users "$N" --rate "$CHAT_RATE" --duration "$CHAT_SECS"
+    run chat-flat chat --users "$N" --duration "$FLAT_SECS" --window "$WINDOW"
+    # Latency at half capacity (issue 4: p99 at half the top rate): half of
+    # HALF_RATE, or of what this server itself delivered flat out just now.
+    half=${HALF_RATE:-$(python3 -c 'import json,sys; print(round(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["msgs_per_s"] / 2))' \
+      "$OUT/$SRV-chat-flat.json" 2>/dev/null || echo "$CHAT_RATE")}
+    run chat-half chat --users "$N" --rate "$half" --duration "$HALF_SECS"
+    run presence presence --users "$P_USERS" --prefix p --contacts "$CONTACTS" --updates "$UPDATES" \
+      --duration 120 --window "$WINDOW"
+  fi
+  if [ "$TSUNG" = 1 ]; then run_tsung; fi
   stop_server "$SRV"
   say "  $SRV done in $(( $(date +%s) - T0 )) s"
 done

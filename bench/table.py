@@ -38,6 +38,13 @@ ROWS = [
     ("presence: latency p99 ms", "presence", "presence_latency_ms_p99", 1, "low"),
     ("presence: server CPU s per 100k", "presence", "server_cpu_s_per_100k", 1, "low"),
     ("presence: lost", "presence", "presence_lost", 1, "low"),
+    ("tsung: users (STARTTLS + PLAIN, then chats)", "tsung", "users", 1, "high"),
+    ("tsung: sessions finished", "tsung", "sessions_finished", 1, "high"),
+    ("tsung: login transaction mean ms", "tsung", "login_ms_mean", 1, "low"),
+    ("tsung: chats sent", "tsung", "chats_sent", 1, "high"),
+    ("tsung: server CPU s for the run", "tsung", "server_cpu_s", 1, "low"),
+    ("tsung: server peak RSS MB", "tsung", "server_rss_peak_kb", 1 / 1024, "low"),
+    ("tsung: errors", "tsung", "tsung_errors", 1, "low"),
 ]
 
 
@@ -69,7 +76,7 @@ def ratio(a, b):
 
 def main():
     d = sys.argv[1]
-    present = [s for s in SERVERS if any(load(d, s, n) for n in ("idle", "login-flat", "chat-flat"))]
+    present = [s for s in SERVERS if any(load(d, s, n) for n in ("idle", "login-flat", "chat-flat", "tsung"))]
     print(f"## xmppd vs ejabberd vs Prosody ({os.path.basename(os.path.normpath(d))})\n")
     try:
         with open(os.path.join(d, "machine.txt")) as f:
