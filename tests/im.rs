@@ -192,12 +192,15 @@ async fn carbons_both_ways() {
     assert!(a1.expect("</message>").await.contains("hello alice"));
     let c = a2.expect("</message></forwarded></received></message>").await;
     assert!(c.contains("<received xmlns='urn:xmpp:carbons:2'>") && c.contains("from='alice@localhost'"), "{c}");
+    // §6: the wrapper carries the copied message's type.
+    assert!(c.contains(" type='chat'><received "), "{c}");
     assert!(c.contains("<message xmlns='jabber:client'") && c.contains("hello alice"), "{c}");
     // Sent: the laptop writes to bob; the phone gets a <sent/> copy.
     a2.send("<message to='bob@localhost/b' type='chat'><body>from laptop</body></message>").await;
     assert!(b.expect("</message>").await.contains("from laptop"));
     let c = a1.expect("</message></forwarded></sent></message>").await;
     assert!(c.contains("<sent xmlns='urn:xmpp:carbons:2'>") && c.contains("from laptop"), "{c}");
+    assert!(c.contains(" type='chat'><sent "), "{c}");
     // Private messages are not copied.
     a2.send(
         "<message to='bob@localhost/b' type='chat'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>",

@@ -136,14 +136,14 @@ impl Conn {
         let stamped = Bytes::from(head.rewrite(bytes, me, None));
         // XEP-0280: copies, when another resource enabled them (the
         // eligibility rules are checked only then).
-        let carbon = kind == Kind::Message;
-        if carbon {
+        let message = kind == Kind::Message;
+        if message {
             im::carbons::copy_sent(&self.shared, &session, ty, &stamped);
         }
         let delivery = self.shared.router.route(kind, ty, to, stamped.clone());
         let err = match delivery {
             Delivery::Delivered(ids) => {
-                if carbon && self.shared.router.is_local(to.domain()) {
+                if message && self.shared.router.is_local(to.domain()) {
                     im::carbons::copy_received(&self.shared, to, &ids, ty, &stamped);
                 }
                 return Ok(());

@@ -50,14 +50,8 @@ fn wrap(kind: &str, owner: &str, to: &str, ty: &str, stamped: &[u8]) -> Bytes {
     ))
 }
 
-fn msg_type(stamped: &[u8]) -> String {
-    crate::xml::StanzaHead::parse(stamped, crate::xml::ns::CLIENT)
-        .ok()
-        .and_then(|h| h.attr("type").map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// §7: a copy of a message the user sent to the user's other enabled resources.
+/// §7: a copy of a message the user sent to the user's other enabled
+/// resources; `msg_ty` is the message's `type` attribute ("" when absent).
 pub fn copy_sent(shared: &Shared, sender: &Arc<SessionHandle>, msg_ty: &str, stamped: &[u8]) {
     // The common case, checked without allocating or scanning the stanza:
     // no other enabled resource.
@@ -72,13 +66,13 @@ pub fn copy_sent(shared: &Shared, sender: &Arc<SessionHandle>, msg_ty: &str, sta
     if others.is_empty() {
         return;
     }
-    let ty = msg_type(stamped);
     for s in others {
-        let _ = s.send(wrap("sent", &bare.to_string(), &s.jid.to_string(), &ty, stamped));
+        let _ = s.send(wrap("sent", &bare.to_string(), &s.jid.to_string(), msg_ty, stamped));
     }
 }
 
-/// §6: a copy to the recipient's enabled resources that did not get it.
+/// §6: a copy to the recipient's enabled resources that did not get it;
+/// `msg_ty` as for [`copy_sent`].
 pub fn copy_received(shared: &Shared, to: &Jid, delivered: &[u64], msg_ty: &str, stamped: &[u8]) {
     if !shared.router.with_sessions(to, |l| l.iter().any(|s| s.carbons() && !delivered.contains(&s.id)))
         || !eligible(msg_ty, stamped)
@@ -91,9 +85,8 @@ pub fn copy_received(shared: &Shared, to: &Jid, delivered: &[u64], msg_ty: &str,
     if others.is_empty() {
         return;
     }
-    let ty = msg_type(stamped);
     for s in others {
-        let _ = s.send(wrap("received", &bare.to_string(), &s.jid.to_string(), &ty, stamped));
+        let _ = s.send(wrap("received", &bare.to_string(), &s.jid.to_string(), msg_ty, stamped));
     }
 }
 
