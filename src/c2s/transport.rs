@@ -85,10 +85,10 @@ impl Transport {
     /// when there is nothing (`Ready(Ok(0))` is the end of the stream).
     pub fn poll_read_into(&mut self, cx: &mut Context<'_>, framer: &mut Framer) -> Poll<io::Result<usize>> {
         // A TLS connection with nothing decrypted or pending (a partial
-        // record needs more bytes anyway) reads only once the socket is
-        // ready: rustls would otherwise allocate and zero its read buffer
-        // (freed again at once, vendor/rustls) on every wake-up of the
-        // connection, e.g. for each stanza it is sent.
+        // record needs more bytes anyway) goes through the TLS read path
+        // only once the socket is ready, not on every wake-up of the
+        // connection, e.g. for each stanza it is sent: ~700 instructions
+        // per routed message (callgrind, 320M vs 326M for 8,000 messages).
         if let Transport::Tls(t) = self {
             let (io, conn) = t.get_ref();
             if conn.wants_read() {
