@@ -26,7 +26,9 @@ def main():
             p = line.split()
             if len(p) >= 3 and p[0] == "stats:":
                 last[p[1]] = p[2:]
-    total = lambda k, i=-1: float(last[k][i]) if k in last else 0.0  # noqa: E731
+    def total(name):
+        return float(last[name][-1]) if name in last else 0.0
+
     out["users"] = int(total("users_count"))
     out["sessions_finished"] = int(total("finish_users_count"))
     if "tr_login" in last:
