@@ -139,6 +139,8 @@ command -v python3 >/dev/null || missing+=(python3 python3-venv python3-pip)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v timeout >/dev/null || missing+=(coreutils)
+# tests/interop/tsung_login.sh: tsung, an independent XMPP load tool.
+command -v tsung >/dev/null || missing+=(tsung)
 if [[ "${SKIP_INTEROP:-0}" != 1 && ${#missing[@]} -gt 0 ]]; then
   echo "installing Debian packages: ${missing[*]}"
   apt_install "${missing[@]}"

@@ -185,6 +185,11 @@ pub struct Auth {
     /// Allow SASL on unencrypted streams (RFC 6120 §5.3.1 makes TLS
     /// mandatory-to-negotiate; only for loopback tests).
     pub allow_plaintext: bool,
+    /// Offer XEP-0078 Non-SASL Authentication (`jabber:iq:auth`, plaintext
+    /// password over TLS) besides SASL, for old clients and load tools
+    /// such as tsung's `auth_get`/`auth_set_plain` (ejabberd's
+    /// mod_legacy_auth, Prosody's mod_legacyauth; off by default in both).
+    pub legacy_auth: bool,
     /// PBKDF2 iterations for newly stored SCRAM credentials.
     pub scram_iterations: u32,
     /// SCRAM hash families stored for new passwords and offered as
@@ -208,6 +213,7 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             allow_plaintext: false,
+            legacy_auth: false,
             scram_iterations: 4096,
             scram_hashes: vec![ScramHash::Sha1, ScramHash::Sha256],
             max_failures_per_ip: 20,

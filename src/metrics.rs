@@ -36,9 +36,9 @@ pub struct Metrics {
     stanzas_in: [AtomicU64; 3],
     /// Stanzas written to bound clients, by kind.
     stanzas_out: [AtomicU64; 3],
-    /// SASL authentication failures (not counting aborts).
+    /// Authentication failures, SASL or XEP-0078 (not counting aborts).
     pub auth_failures_total: AtomicU64,
-    /// Successful SASL authentications.
+    /// Successful authentications, SASL or XEP-0078.
     pub auth_successes_total: AtomicU64,
     /// Stanzas not queued because a session's outbound queue was full.
     pub queue_drops_total: AtomicU64,
@@ -102,13 +102,13 @@ impl Metrics {
     fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 14] {
         [
             ("xmppd_connections_accepted", "Client connections accepted", &self.connections_accepted_total),
-            ("xmppd_auth_failures", "SASL authentication failures", &self.auth_failures_total),
-            ("xmppd_auth_successes", "Successful SASL authentications", &self.auth_successes_total),
+            ("xmppd_auth_failures", "Authentication failures (SASL or XEP-0078)", &self.auth_failures_total),
+            ("xmppd_auth_successes", "Successful authentications (SASL or XEP-0078)", &self.auth_successes_total),
             ("xmppd_queue_drops", "Stanzas dropped on a full session queue", &self.queue_drops_total),
             ("xmppd_config_reloads", "Configuration reloads applied", &self.config_reloads_total),
             ("xmppd_config_reload_failures", "Configuration reloads refused", &self.config_reload_failures_total),
             ("xmppd_connections_refused", "Connections refused by a connection limit", &self.connections_refused_total),
-            ("xmppd_auth_bans", "Source addresses banned for repeated SASL failures", &self.bans_total),
+            ("xmppd_auth_bans", "Source addresses banned for repeated authentication failures", &self.bans_total),
             ("xmppd_banned_streams", "Streams closed because the source address is banned", &self.banned_streams_total),
             ("xmppd_xml_errors", "Streams closed for malformed, restricted or oversized XML", &self.xml_errors_total),
             (

@@ -7,6 +7,7 @@
 //! shutdown, so an idle connection holds no read buffer.
 
 mod bound;
+mod legacy_auth;
 mod negotiate;
 mod output;
 mod requeue;

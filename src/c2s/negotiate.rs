@@ -160,6 +160,10 @@ impl Conn {
                     f.push_str(&format!("<mechanism>{}</mechanism>", m.name()));
                 }
                 f.push_str("</mechanisms>");
+                if self.legacy_auth_offered() {
+                    // XEP-0078 §4.
+                    f.push_str(&format!("<auth xmlns='{}'/>", ns::IQ_AUTH_FEATURE));
+                }
                 if !types.is_empty() {
                     // XEP-0440 §4: which channel-binding types the server supports.
                     f.push_str(&format!("<sasl-channel-binding xmlns='{}'>", ns::SASL_CB));
@@ -237,6 +241,14 @@ impl Conn {
             (ns::CLIENT, "iq" | "message" | "presence") if self.user.is_some() => {
                 self.on_unbound_stanza(bytes, &el).await
             }
+            // XEP-0078 §3: Non-SASL authentication, when enabled.
+            (ns::CLIENT, "iq")
+                if self.user.is_none()
+                    && self.shared.config().auth.legacy_auth
+                    && el.child("query", ns::IQ_AUTH).is_some() =>
+            {
+                self.on_legacy_auth(&el).await
+            }
             // XEP-0077 §3.1: registration before authentication, over TLS only (§12).
             (ns::CLIENT, "iq")
                 if self.io.is_tls()
@@ -297,9 +309,9 @@ impl Conn {
         Ok(())
     }
 
-    /// An error reply to the bind iq `id` (RFC 6120 §7.7.2: from the
-    /// server, to the not yet bound client).
-    async fn bind_error(&mut self, id: &str, condition: StanzaError) -> Result<(), Exit> {
+    /// An error reply to the iq `id` of a client not yet bound (RFC 6120
+    /// §7.7.2: from the server, with no `to`).
+    pub(super) async fn iq_error(&mut self, id: &str, condition: StanzaError) -> Result<(), Exit> {
         let head = StanzaHead {
             name: "iq".into(),
             ns: ns::CLIENT.into(),
@@ -312,21 +324,32 @@ impl Conn {
         self.write(&reply).await
     }
 
-    /// RFC 6120 §7.6: bind a client-chosen or generated resource. A session
+    /// RFC 6120 §7.6: bind a client-chosen or generated resource and
+    /// answer the bind iq `id` with the full JID.
+    async fn bind(&mut self, id: &str, resource: Option<&Element>) -> Result<(), Exit> {
+        let requested = resource.map(|r| r.text());
+        let jid = match self.bind_resource(requested) {
+            Ok(j) => j,
+            Err(e) => return self.iq_error(id, e).await,
+        };
+        let payload =
+            Element::new("bind", ns::BIND).with_child(Element::new("jid", ns::BIND).with_text(jid.to_string()));
+        let reply = crate::stanza::iq_result(id, None, &jid.to_string(), Some(payload));
+        self.write(reply.as_bytes()).await
+    }
+
+    /// Bind `requested` (or a generated resource when it is absent or
+    /// blank) for the authenticated user; also used by XEP-0078. A session
     /// already bound to the same full JID is replaced and closed with
     /// `<conflict/>` (§7.7.2.2, the policy ejabberd and Prosody use).
-    async fn bind(&mut self, id: &str, resource: Option<&Element>) -> Result<(), Exit> {
+    pub(super) fn bind_resource(&mut self, requested: Option<String>) -> Result<Jid, StanzaError> {
         let user = self.user.clone().unwrap_or_default();
-        let requested = resource.map(|r| r.text()).filter(|r| !r.trim().is_empty());
-        let resource = requested.unwrap_or_else(|| {
+        let resource = requested.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| {
             let n: u64 = rand::thread_rng().gen();
             format!("xmppd-{n:016x}")
         });
-        let jid = match Jid::parse(&format!("{user}@{}/{resource}", self.host)) {
-            Ok(j) => j,
-            // §7.7.2.1: a resource that cannot be processed is bad-request.
-            Err(_) => return self.bind_error(id, StanzaError::BadRequest).await,
-        };
+        // §7.7.2.1: a resource that cannot be processed is bad-request.
+        let jid = Jid::parse(&format!("{user}@{}/{resource}", self.host)).map_err(|_| StanzaError::BadRequest)?;
         let config = self.shared.config();
         let limits = &config.limits;
         // Max sessions per account: ejabberd's max_user_sessions closes the
@@ -335,7 +358,7 @@ impl Conn {
         if others.len() >= limits.max_sessions_per_account {
             Metrics::inc(&self.shared.metrics.session_limit_hits_total);
             if limits.session_limit == SessionLimit::Refuse {
-                return self.bind_error(id, StanzaError::ResourceConstraint).await;
+                return Err(StanzaError::ResourceConstraint);
             }
             others.sort_by_key(|s| s.id);
             for old in &others[..=others.len() - limits.max_sessions_per_account] {
@@ -352,10 +375,7 @@ impl Conn {
         self.session = Some(handle);
         self.rx = Some(rx);
         self.state = State::Bound;
-        let payload =
-            Element::new("bind", ns::BIND).with_child(Element::new("jid", ns::BIND).with_text(jid.to_string()));
-        let reply = crate::stanza::iq_result(id, None, &jid.to_string(), Some(payload));
         tracing::debug!(conn = self.id, jid = %jid, "bound");
-        self.write(reply.as_bytes()).await
+        Ok(jid)
     }
 }

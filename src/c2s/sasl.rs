@@ -85,10 +85,7 @@ impl Conn {
             Step::Success { username, additional } => {
                 let body = additional.map(|a| B64.encode(a)).unwrap_or_default();
                 self.write(format!("<success xmlns='{}'>{body}</success>", ns::SASL).as_bytes()).await?;
-                tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
-                Metrics::inc(&self.shared.metrics.auth_successes_total);
-                self.shared.guard.success(&format!("{username}@{}", self.host));
-                self.user = Some(username);
+                self.authenticated(username);
                 // §6.4.6: the stream restarts.
                 self.framer.reset();
                 self.state = State::Header;
@@ -108,39 +105,51 @@ impl Conn {
             _ => None,
         };
         self.state = State::Negotiating;
-        let mut banned = false;
-        if f != Failure::Aborted {
-            self.auth_failures += 1;
-            Metrics::inc(&self.shared.metrics.auth_failures_total);
-            let config = self.shared.config();
-            let auth = &config.auth;
-            let o = self.shared.guard.failure(auth, self.peer.ip(), account.as_deref(), Instant::now());
-            tracing::info!(
-                conn = self.id,
-                peer = %self.peer,
-                account = account.as_deref(),
-                condition = f.condition(),
-                delay_ms = o.delay.as_millis() as u64,
-                "authentication failed"
-            );
-            if o.banned {
-                banned = true;
-                Metrics::inc(&self.shared.metrics.bans_total);
-                tracing::warn!(peer = %self.peer, ban_secs = auth.ban_secs, "address banned after repeated authentication failures");
-            }
-            if !o.delay.is_zero() {
-                // A shutdown does not wait for the delay: like the
-                // connection loop (mod.rs, `run`), it ends the stream with
-                // <system-shutdown/> (RFC 6120 §4.9.3.22) at once.
-                tokio::select! {
-                    () = tokio::time::sleep(o.delay) => {}
-                    () = self.shared.shutdown.cancelled() => {
-                        return Err(Exit::Error(StreamError::SystemShutdown, None));
-                    }
+        let banned =
+            if f == Failure::Aborted { false } else { self.auth_failed(account.as_deref(), f.condition()).await? };
+        self.write(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition()).as_bytes()).await?;
+        self.after_auth_failure(banned)
+    }
+
+    /// Count one failed authentication of `account` (SASL, or XEP-0078 in
+    /// `legacy_auth.rs`): metrics, log, then the abuse guard's delay, waited
+    /// here, and ban. Returns whether the address is now banned.
+    pub(super) async fn auth_failed(&mut self, account: Option<&str>, condition: &str) -> Result<bool, Exit> {
+        self.auth_failures += 1;
+        Metrics::inc(&self.shared.metrics.auth_failures_total);
+        let config = self.shared.config();
+        let auth = &config.auth;
+        let o = self.shared.guard.failure(auth, self.peer.ip(), account, Instant::now());
+        tracing::info!(
+            conn = self.id,
+            peer = %self.peer,
+            account,
+            condition,
+            delay_ms = o.delay.as_millis() as u64,
+            "authentication failed"
+        );
+        if o.banned {
+            Metrics::inc(&self.shared.metrics.bans_total);
+            tracing::warn!(peer = %self.peer, ban_secs = auth.ban_secs, "address banned after repeated authentication failures");
+        }
+        if !o.delay.is_zero() {
+            // A shutdown does not wait for the delay: like the
+            // connection loop (mod.rs, `run`), it ends the stream with
+            // <system-shutdown/> (RFC 6120 §4.9.3.22) at once.
+            tokio::select! {
+                () = tokio::time::sleep(o.delay) => {}
+                () = self.shared.shutdown.cancelled() => {
+                    return Err(Exit::Error(StreamError::SystemShutdown, None));
                 }
             }
         }
-        self.write(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition()).as_bytes()).await?;
+        Ok(o.banned)
+    }
+
+    /// Once a failure has been answered: a banned address's stream ends
+    /// with the ban's `<policy-violation/>`, and so does one with too many
+    /// failures on this connection.
+    pub(super) fn after_auth_failure(&self, banned: bool) -> Result<(), Exit> {
         if banned {
             self.check_ban()?;
         }
@@ -148,5 +157,13 @@ impl Conn {
             return Err(Exit::Error(StreamError::PolicyViolation, Some("too many authentication failures".into())));
         }
         Ok(())
+    }
+
+    /// A successful authentication as `username` (SASL or XEP-0078).
+    pub(super) fn authenticated(&mut self, username: String) {
+        tracing::info!(conn = self.id, peer = %self.peer, user = %username, host = %self.host, "authenticated");
+        Metrics::inc(&self.shared.metrics.auth_successes_total);
+        self.shared.guard.success(&format!("{username}@{}", self.host));
+        self.user = Some(username);
     }
 }

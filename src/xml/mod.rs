@@ -44,6 +44,10 @@ pub mod ns {
     pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
     /// XEP-0092: software version.
     pub const VERSION: &str = "jabber:iq:version";
+    /// XEP-0078 §3: Non-SASL Authentication.
+    pub const IQ_AUTH: &str = "jabber:iq:auth";
+    /// XEP-0078 §4: its stream feature.
+    pub const IQ_AUTH_FEATURE: &str = "http://jabber.org/features/iq-auth";
     /// XEP-0440: SASL channel-binding type capability.
     pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 }

@@ -3,7 +3,7 @@
 #
 # Builds xmppd (or uses $XMPPD_BIN), starts `xmppd serve` on free loopback
 # ports with a fresh data dir, registers two users with `xmppd ctl`, runs
-# every client script (@xmpp/client, simple-xmpp, slixmpp), checks a few
+# every client script (@xmpp/client, simple-xmpp, slixmpp, tsung), checks a few
 # admin commands (duplicate registration, status, SIGTERM, restart with the
 # same data dir) and ends with the line `N passed, M failed`.
 #
@@ -175,6 +175,9 @@ allow_plaintext = false
 # scripts' 4 s step timeout by the last one. 100 ms keeps the delays real
 # (they still grow) but within it.
 failure_delay_ms = 100
+# XEP-0078 for tsung_login.sh; the other clients see the iq-auth feature
+# beside SASL and must still choose SASL.
+legacy_auth = true
 EOF
 
 DOMAIN=localhost
@@ -194,6 +197,8 @@ IM_USERS=$(echo im{1..19} im{21..27})
 export IM_USER_PREFIX=im IM_PASSWORD
 # The IM scripts run many scenarios: at least 120 s for each.
 IM_TIMEOUT=$((XMPP_TIMEOUT > 120 ? XMPP_TIMEOUT : 120))
+# Accounts of tsung_login.sh: ts1..ts20 with passwords tspw1..tspw20.
+TSUNG_USERS=20
 
 wait_port() { # port seconds
   python3 - "$1" "$2" <<'PY'
@@ -265,7 +270,7 @@ run_client() { # label command...
   fi
 }
 
-CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client adhoc_slixmpp shaper_slixmpp channel_binding_scramp)
+CLIENTS=(xmpp_client_chat simple_xmpp_chat slixmpp_chat im_slixmpp im_xmpp_client adhoc_slixmpp shaper_slixmpp channel_binding_scramp tsung_login)
 [[ -n "${INTEROP_ONLY:-}" ]] && read -r -a CLIENTS <<<"$INTEROP_ONLY"
 
 run_named_client() { # name [label-suffix]
@@ -310,6 +315,11 @@ run_named_client() { # name [label-suffix]
           env XMPP_METRICS_URL="http://127.0.0.1:$HTTP_PORT/metrics" "$PY" "$HERE/shaper_slixmpp.py"
       fi
       ;;
+    tsung_login)
+      run_client "tsung: SASL PLAIN and XEP-0078 iq:auth logins, roster, presence, chat${2:-}" \
+        env XMPP_METRICS_URL="http://127.0.0.1:$HTTP_PORT/metrics" TSUNG_USERS="$TSUNG_USERS" TSUNG_PREFIX=ts \
+        TSUNG_PWPREFIX=tspw "$HERE/tsung_login.sh"
+      ;;
     *) fail "unknown client script $1" ;;
   esac
 }
@@ -334,6 +344,15 @@ if ((${#im_failed[@]} == 0)); then
   pass "ctl register the IM scenario users ($(wc -w <<<"$IM_USERS") accounts)"
 else
   fail "ctl register the IM scenario users: ${im_failed[*]}"
+fi
+ts_failed=()
+for i in $(seq "$TSUNG_USERS"); do
+  out="$(timeout 30 "$XMPPD" ctl --config "$CFG" register "ts$i" "$DOMAIN" "tspw$i" 2>&1)" || ts_failed+=("ts$i: $(tr '\n' ' ' <<<"$out")")
+done
+if ((${#ts_failed[@]} == 0)); then
+  pass "ctl register the tsung users ($TSUNG_USERS accounts)"
+else
+  fail "ctl register the tsung users: ${ts_failed[*]}"
 fi
 expect_ctl "ctl register of an existing user fails with a conflict" 1 \
   "Error: conflict: User alice@$DOMAIN already registered" \
