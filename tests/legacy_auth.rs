@@ -92,6 +92,8 @@ async fn errors_and_failure_limit() {
         .await;
     let got = c.expect("</iq>").await;
     assert!(got.contains("type='error'") && got.contains("id='m1'") && got.contains("<not-acceptable"), "{got}");
+    // RFC 6120 §8.3.3.9 (and XEP-0078 Example 8): type modify.
+    assert!(got.contains("<error type='modify'><not-acceptable"), "{got}");
     c.send(
         "<iq type='set' id='d1'><query xmlns='jabber:iq:auth'><username>bob</username>\
          <digest>48fc78be9ec8f86d8ce1c39c320c97c21d62334d</digest><resource>r</resource></query></iq>",

@@ -50,6 +50,8 @@ async fn in_band_registration_prepares_passwords() {
     c.send(&q("r1", "nel", "pass\u{85}word")).await;
     let got = c.expect("</iq>").await;
     assert!(got.contains("type='error'") && got.contains("<not-acceptable "), "{got}");
+    // RFC 6120 §8.3.3.9 (as in XEP-0077's not-acceptable examples): type modify.
+    assert!(got.contains("<error type='modify'><not-acceptable "), "{got}");
     c.send(&q("r2", "newbie", NFD)).await;
     let got = c.expect_any(&["/>", "</iq>"]).await;
     assert!(got.contains("type='result'") && got.contains("id='r2'"), "{got}");

@@ -216,9 +216,13 @@ fn candidates(other: &Jid) -> Vec<String> {
 }
 
 /// The error for an outbound stanza to a blocked JID (§3.2):
-/// `<error type='cancel'><not-acceptable/><blocked xmlns='urn:xmpp:blocking:errors'/></error>`.
+/// `<error type='cancel'><not-acceptable/><blocked xmlns='urn:xmpp:blocking:errors'/></error>`
+/// (`cancel` as in the XEP's example, where RFC 6120 §8.3.3.9 would say
+/// `modify`: changing the stanza cannot help).
 pub fn blocked_error() -> Element {
-    StanzaError::NotAcceptable.element().with_child(Element::new("blocked", NS_ERRORS))
+    let mut e = StanzaError::NotAcceptable.element().with_child(Element::new("blocked", NS_ERRORS));
+    e.set_attr("type", "cancel");
+    e
 }
 
 fn parse_stored(s: &str) -> Vec<String> {

@@ -97,7 +97,7 @@ pub enum StanzaError {
     ItemNotFound,
     /// §8.3.3.8 (modify).
     JidMalformed,
-    /// §8.3.3.9 (cancel).
+    /// §8.3.3.9 (modify).
     NotAcceptable,
     /// §8.3.3.10 (cancel).
     NotAllowed,
@@ -129,7 +129,7 @@ impl StanzaError {
             StanzaError::InternalServerError => ("internal-server-error", "cancel"),
             StanzaError::ItemNotFound => ("item-not-found", "cancel"),
             StanzaError::JidMalformed => ("jid-malformed", "modify"),
-            StanzaError::NotAcceptable => ("not-acceptable", "cancel"),
+            StanzaError::NotAcceptable => ("not-acceptable", "modify"),
             StanzaError::NotAllowed => ("not-allowed", "cancel"),
             StanzaError::NotAuthorized => ("not-authorized", "auth"),
             StanzaError::RemoteServerNotFound => ("remote-server-not-found", "cancel"),
