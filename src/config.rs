@@ -85,11 +85,24 @@ pub struct Registration {
     pub allow_from: Vec<String>,
     /// Shortest password accepted for a new account or a password change.
     pub min_password_length: usize,
+    /// Accounts one source address may create per `ip_window_secs`
+    /// (ejabberd's `registration_timeout`, Prosody's
+    /// `registration_throttle_max`); 0 = no limit, e.g. for a load test
+    /// that registers its users in-band.
+    pub max_per_ip: u32,
+    /// The window of `max_per_ip`, seconds.
+    pub ip_window_secs: u64,
 }
 
 impl Default for Registration {
     fn default() -> Self {
-        Registration { enabled: false, allow_from: Vec::new(), min_password_length: 6 }
+        Registration {
+            enabled: false,
+            allow_from: Vec::new(),
+            min_password_length: 6,
+            max_per_ip: 5,
+            ip_window_secs: 60,
+        }
     }
 }
 

@@ -393,8 +393,8 @@ async fn inband_registration() {
     }
     let got = reg(&srv, "127.0.0.1", "<iq type='set' id='x'><query xmlns='jabber:iq:register'><remove/></query></iq>");
     assert!(got.contains("<unexpected-request "), "{got}");
-    // Rate limit: REGISTRATIONS_PER_WINDOW per IP address per window.
-    for i in 0..register::REGISTRATIONS_PER_WINDOW {
+    // Rate limit: registration.max_per_ip (default 5) per IP address per window.
+    for i in 0..5 {
         assert_eq!(reg(&srv, "10.9.9.9", &set(&format!("bulk{i}"), "secret99")), "<iq id='s' type='result'/>");
     }
     let got = reg(&srv, "10.9.9.9", &set("bulkmore", "secret99"));
@@ -409,6 +409,20 @@ async fn inband_registration() {
     assert!(register::stream_feature(&srv.shared, "10.1.2.3".parse().unwrap(), "localhost").is_some());
     assert_eq!(reg(&srv, "192.168.1.1", get), unavailable);
     assert_eq!(reg(&srv, "10.1.2.3", &set("frank", "secret99")), "<iq id='s' type='result'/>");
+    srv.stop().await;
+
+    // max_per_ip = 0: no limit (a load test registering its users in-band).
+    let srv = start_server_with("[registration]\nenabled = true\nmax_per_ip = 0").await;
+    for i in 0..8 {
+        assert_eq!(reg(&srv, "10.7.7.7", &set(&format!("load{i}"), "secret99")), "<iq id='s' type='result'/>");
+    }
+    srv.stop().await;
+    // ... or another number per window.
+    let srv = start_server_with("[registration]\nenabled = true\nmax_per_ip = 2\nip_window_secs = 3600").await;
+    for i in 0..2 {
+        assert_eq!(reg(&srv, "10.7.7.8", &set(&format!("two{i}"), "secret99")), "<iq id='s' type='result'/>");
+    }
+    assert!(reg(&srv, "10.7.7.8", &set("two2", "secret99")).contains("<resource-constraint "));
     srv.stop().await;
 }
 

@@ -9,8 +9,8 @@
 //!   code: account creation before authentication (§3.1, §3.1.1, §8), only
 //!   when `registration.enabled` and the peer is in
 //!   `registration.allow_from` (when that list is non-empty), at most
-//!   [`REGISTRATIONS_PER_WINDOW`] accounts per IP address per
-//!   [`REGISTRATION_WINDOW`].
+//!   `registration.max_per_ip` accounts per IP address per
+//!   `registration.ip_window_secs` (5 per 60 s unless configured).
 
 use super::{to_server, Ctx, IqAnswer, IqRequest, Module};
 use crate::config::{cidr_contains, parse_cidr};
@@ -28,11 +28,6 @@ use std::time::{Duration, Instant};
 pub const NS: &str = "jabber:iq:register";
 /// The stream feature namespace (§8).
 pub const NS_FEATURE: &str = "http://jabber.org/features/iq-register";
-/// Accounts one IP address may create per [`REGISTRATION_WINDOW`].
-pub const REGISTRATIONS_PER_WINDOW: u32 = 5;
-/// The rate-limit window.
-pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60);
-
 const INSTRUCTIONS: &str = "Choose a username and password to register with this server.";
 
 /// jabber:iq:register for authenticated sessions.
@@ -283,7 +278,7 @@ fn unauthenticated_answer(shared: &Shared, peer: IpAddr, host: &str, iq: &Elemen
     if shared.store.get_credentials(&user, &host).map_err(store_failed)?.is_some() {
         return Err(StanzaError::Conflict);
     }
-    if !limiter_check(shared, peer) {
+    if !limiter_check(shared, peer, &host) {
         tracing::warn!(%peer, "registration rate limit reached");
         return Err(StanzaError::ResourceConstraint);
     }
@@ -301,24 +296,25 @@ fn unauthenticated_answer(shared: &Shared, peer: IpAddr, host: &str, iq: &Elemen
 /// Fixed-window counters per key: at most `limit` hits per `window`.
 #[derive(Debug)]
 pub struct RateLimiter<K> {
-    limit: u32,
-    window: Duration,
     hits: HashMap<K, (Instant, u32)>,
 }
 
 impl<K: std::hash::Hash + Eq> RateLimiter<K> {
-    /// A limiter allowing `limit` hits per `window` per key.
-    pub fn new(limit: u32, window: Duration) -> RateLimiter<K> {
-        RateLimiter { limit, window, hits: HashMap::new() }
+    /// An empty limiter.
+    pub fn new() -> RateLimiter<K> {
+        RateLimiter { hits: HashMap::new() }
     }
 
-    /// Count a hit for `key` at `now`; `false` when over the limit (the hit
-    /// is then not counted). Expired entries are dropped as it goes.
-    pub fn check(&mut self, key: K, now: Instant) -> bool {
-        let window = self.window;
+    /// Count a hit for `key` at `now`, allowing `limit` per `window` (0: no
+    /// limit, nothing counted); `false` when over the limit (the hit is
+    /// then not counted). Expired entries are dropped as it goes.
+    pub fn check(&mut self, key: K, now: Instant, limit: u32, window: Duration) -> bool {
         self.hits.retain(|_, (start, _)| now.saturating_duration_since(*start) < window);
+        if limit == 0 {
+            return true;
+        }
         let (_, n) = self.hits.entry(key).or_insert((now, 0));
-        if *n >= self.limit {
+        if *n >= limit {
             return false;
         }
         *n += 1;
@@ -326,20 +322,29 @@ impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     }
 }
 
+impl<K: std::hash::Hash + Eq> Default for RateLimiter<K> {
+    fn default() -> Self {
+        RateLimiter::new()
+    }
+}
+
 /// The registration limiter. It is process-wide state (modules cannot add
 /// fields to `Shared`), keyed by the `Shared`'s address as well as the IP
 /// address so that several servers in one process (tests) count
 /// separately. Limits therefore reset when the server restarts.
-fn limiter_check(shared: &Shared, peer: IpAddr) -> bool {
+fn limiter_check(shared: &Shared, peer: IpAddr, host: &str) -> bool {
     static LIMITER: OnceLock<Mutex<RateLimiter<(usize, IpAddr)>>> = OnceLock::new();
-    let l = LIMITER.get_or_init(|| Mutex::new(RateLimiter::new(REGISTRATIONS_PER_WINDOW, REGISTRATION_WINDOW)));
+    let l = LIMITER.get_or_init(|| Mutex::new(RateLimiter::new()));
+    let config = shared.config();
+    let r = config.registration_for(host);
+    let (limit, window) = (r.max_per_ip, Duration::from_secs(r.ip_window_secs.max(1)));
     // An IPv4-mapped IPv6 address counts as the IPv4 address.
     let peer = match peer {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
         v4 => v4,
     };
     let key = (shared as *const Shared as usize, peer);
-    l.lock().unwrap_or_else(|e| e.into_inner()).check(key, Instant::now())
+    l.lock().unwrap_or_else(|e| e.into_inner()).check(key, Instant::now(), limit, window)
 }
 
 #[cfg(test)]
@@ -398,14 +403,20 @@ mod tests {
     #[test]
     fn rate_limiter_windows() {
         let t0 = Instant::now();
-        let mut l = RateLimiter::new(2, Duration::from_secs(60));
-        assert!(l.check("a", t0));
-        assert!(l.check("a", t0 + Duration::from_secs(1)));
-        assert!(!l.check("a", t0 + Duration::from_secs(2)));
-        assert!(l.check("b", t0 + Duration::from_secs(2)));
-        assert!(!l.check("a", t0 + Duration::from_secs(59)));
+        let mut l = RateLimiter::new();
+        let w = Duration::from_secs(60);
+        assert!(l.check("a", t0, 2, w));
+        assert!(l.check("a", t0 + Duration::from_secs(1), 2, w));
+        assert!(!l.check("a", t0 + Duration::from_secs(2), 2, w));
+        assert!(l.check("b", t0 + Duration::from_secs(2), 2, w));
+        assert!(!l.check("a", t0 + Duration::from_secs(59), 2, w));
         // A new window (and "b"'s has ended too).
-        assert!(l.check("a", t0 + Duration::from_secs(62)));
+        assert!(l.check("a", t0 + Duration::from_secs(62), 2, w));
         assert_eq!(l.hits.len(), 1, "expired keys are dropped");
+        // 0: no limit, and nothing is counted.
+        for _ in 0..10 {
+            assert!(l.check("c", t0 + Duration::from_secs(62), 0, w));
+        }
+        assert_eq!(l.hits.len(), 1);
     }
 }
