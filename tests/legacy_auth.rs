@@ -131,3 +131,20 @@ async fn same_resource_replaces_the_old_session() {
     assert!(got.contains("type='error'") && got.contains("id='s3'"), "{got}");
     assert!(second.drain(Duration::from_millis(100)).await.is_empty());
 }
+
+/// Not in the middle of a SASL exchange: there the iq is a stanza before
+/// authentication (RFC 6120 §4.9.3.12) and the stream ends.
+#[tokio::test]
+async fn not_during_a_sasl_exchange() {
+    let srv = start_server_with(ENABLED).await;
+    srv.register("bob", "pw1");
+    let (mut c, _) = TestClient::connect_starttls(srv.c2s, &srv.ca_path()).await;
+    c.send(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>biwsbj1ib2Iscj1hYmNkZWZnaA==</auth>",
+    )
+    .await;
+    assert!(c.expect("</challenge>").await.contains("<challenge"));
+    c.send(&auth_set("a1", "bob", "pw1", "r")).await;
+    let got = c.expect_closed().await;
+    assert!(got.contains("<not-authorized"), "{got}");
+}

@@ -241,9 +241,11 @@ impl Conn {
             (ns::CLIENT, "iq" | "message" | "presence") if self.user.is_some() => {
                 self.on_unbound_stanza(bytes, &el).await
             }
-            // XEP-0078 §3: Non-SASL authentication, when enabled.
+            // XEP-0078 §3: Non-SASL authentication, when enabled (not in
+            // the middle of a SASL exchange).
             (ns::CLIENT, "iq")
                 if self.user.is_none()
+                    && !matches!(self.state, State::Sasl(_))
                     && self.shared.config().auth.legacy_auth
                     && el.child("query", ns::IQ_AUTH).is_some() =>
             {
