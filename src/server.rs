@@ -216,19 +216,24 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
         let mut guard = ConnGuard(shared.clone(), None);
         let config = shared.config();
         let limits = &config.limits;
+        // The client is told why; the log also names the setting.
         let refused = if n >= limits.max_connections {
-            Some("too many connections")
+            Some(("too many connections", "limits.max_connections", limits.max_connections))
         } else if !shared.guard.connect(peer.ip(), limits.max_connections_per_ip) {
-            Some("too many connections from your address")
+            Some((
+                "too many connections from your address",
+                "limits.max_connections_per_ip",
+                limits.max_connections_per_ip,
+            ))
         } else {
             guard.1 = Some(peer.ip());
             None
         };
-        if let Some(why) = refused {
+        if let Some((why, key, limit)) = refused {
             // Rate-limited log: one line per refused connection would let a
             // flood fill the disk.
             if shared.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
-                tracing::warn!(%peer, reason = why, "connection limit reached");
+                tracing::warn!(%peer, reason = why, setting = key, limit, "connection limit reached");
             }
             if kind == ListenKind::C2sDirectTls {
                 // XEP-0368 §3: on this port TLS comes before any XML, so a
