@@ -12,6 +12,7 @@
 #   CHAT_SECS=30      seconds of the paced chat run
 #   FLAT_SECS=15      seconds of the flat-out chat run
 #   WINDOW=1000       deliveries outstanding in flat-out runs
+#   BURST=8           messages per sender at a time in the second flat-out run
 #   HALF_RATE=        msgs/s of the chat run at half capacity (default: half of
 #                     the server's own flat-out rate, measured just before)
 #   HALF_SECS=10      seconds of that run
@@ -33,6 +34,7 @@ set -euo pipefail
 N=${N:-5000}; CONC=${CONC:-100}; LOGIN_RATE=${LOGIN_RATE:-100}; CHAT_RATE=${CHAT_RATE:-625}
 CHAT_SECS=${CHAT_SECS:-30}; FLAT_SECS=${FLAT_SECS:-15}; WINDOW=${WINDOW:-1000}; HOLD=${HOLD:-10}
 HALF_RATE=${HALF_RATE:-}; HALF_SECS=${HALF_SECS:-10}
+BURST=${BURST:-8}
 TSUNG=${TSUNG:-0}; XLOAD=${XLOAD:-1}; TSUNG_CHATS=${TSUNG_CHATS:-15}; TSUNG_THINK=${TSUNG_THINK:-8}
 P_USERS=${P_USERS:-1000}; CONTACTS=${CONTACTS:-10}; UPDATES=${UPDATES:-5}
 SERVERS=${SERVERS:-"xmppd ejabberd prosody"}; WORK=${WORK:-/tmp/xmppd-bench}; INSTALL=${INSTALL:-1}
@@ -80,7 +82,7 @@ wait_port() { # wait_port PORT: until something listens on 127.0.0.1:PORT
   echo "kernel: $(uname -srm)"
   echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "xmppd: ${XMPPD_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (work tree modified)')}"
-  echo "sizes: N=$N CONC=$CONC LOGIN_RATE=$LOGIN_RATE CHAT_RATE=$CHAT_RATE CHAT_SECS=$CHAT_SECS FLAT_SECS=$FLAT_SECS WINDOW=$WINDOW HALF_RATE=${HALF_RATE:-auto} HALF_SECS=$HALF_SECS HOLD=$HOLD P_USERS=$P_USERS CONTACTS=$CONTACTS UPDATES=$UPDATES"
+  echo "sizes: N=$N CONC=$CONC LOGIN_RATE=$LOGIN_RATE CHAT_RATE=$CHAT_RATE CHAT_SECS=$CHAT_SECS FLAT_SECS=$FLAT_SECS WINDOW=$WINDOW BURST=$BURST HALF_RATE=${HALF_RATE:-auto} HALF_SECS=$HALF_SECS HOLD=$HOLD P_USERS=$P_USERS CONTACTS=$CONTACTS UPDATES=$UPDATES"
   echo "pinning: servers=${SERVER_CPUS:-none} tool=${LOAD_CPUS:-none}; nice $NICE"
 } > "$OUT/machine.txt"
 
@@ -356,6 +358,9 @@ for SRV in $SERVERS; do
     run login-resume login --users "$N" --tls-resume
     run chat-rate chat --users "$N" --rate "$CHAT_RATE" --duration "$CHAT_SECS"
     run chat-flat chat --users "$N" --duration "$FLAT_SECS" --window "$WINDOW"
+    # The same with each sender writing BURST messages (to BURST random
+    # recipients) at a time: one write for several, as busy clients do.
+    run chat-burst chat --users "$N" --duration "$FLAT_SECS" --window "$WINDOW" --sender-burst "$BURST"
     # Latency at half capacity (issue 4: p99 at half the top rate): half of
     # HALF_RATE, or of what this server itself delivered flat out just now.
     half=${HALF_RATE:-$(python3 -c 'import json,sys; print(round(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["msgs_per_s"] / 2))' \

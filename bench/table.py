@@ -28,6 +28,9 @@ ROWS = [
     ("chat flat out: latency p99 ms", "chat-flat", "latency_ms_p99", 1, "low"),
     ("chat flat out: server CPU s per 100k msgs", "chat-flat", "server_cpu_s_per_100k", 1, "low"),
     ("chat flat out: lost msgs", "chat-flat", "msgs_lost", 1, "low"),
+    ("chat flat out, senders in bursts of BURST: delivered msgs/s", "chat-burst", "msgs_per_s", 1, "high"),
+    ("chat flat out in bursts: server CPU s per 100k msgs", "chat-burst", "server_cpu_s_per_100k", 1, "low"),
+    ("chat flat out in bursts: lost msgs", "chat-burst", "msgs_lost", 1, "low"),
     ("chat at half the server's flat-out rate: msgs/s", "chat-half", "msgs_per_s", 1, "high"),
     ("chat at half rate: latency p50 ms", "chat-half", "latency_ms_p50", 1, "low"),
     ("chat at half rate: latency p99 ms", "chat-half", "latency_ms_p99", 1, "low"),
@@ -105,7 +108,7 @@ def main():
     # Noise and errors, per run.
     print("\nPer run: other CPU on the machine during the run (s; >1 means a busy neighbour) and errors:\n")
     for s in present:
-        for name in ("idle", "login-rate", "login-flat", "login-resume", "chat-rate", "chat-flat", "presence"):
+        for name in ("idle", "login-rate", "login-flat", "login-resume", "chat-rate", "chat-flat", "chat-burst", "presence"):
             r = load(d, s, name)
             if r is None:
                 print(f"- {s} {name}: no result")

@@ -61,5 +61,13 @@ async fn login_and_chat_smoke() {
     assert_eq!(r.int("disconnects"), 0);
     assert_eq!(r.get("errors"), Some(&app::report::Value::Null), "{}", r.to_text());
 
+    // Senders in bursts, paced: everything arrives, nothing lost.
+    let burst = ["--duration", "1", "--rate", "400", "--sender-burst", "4", "--body-size", "8"];
+    let r = app::run(args(&srv, "chat", &burst)).await.unwrap();
+    assert!(r.int("msgs_sent") >= 300, "{}", r.to_text());
+    assert_eq!(r.int("msgs_lost"), 0, "{}", r.to_text());
+    assert_eq!(r.int("msgs_delivered"), r.int("msgs_sent"), "{}", r.to_text());
+    assert_eq!(r.get("errors"), Some(&app::report::Value::Null), "{}", r.to_text());
+
     srv.stop().await;
 }

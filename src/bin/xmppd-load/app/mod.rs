@@ -150,6 +150,11 @@ pub struct Args {
     /// Most deliveries outstanding at once in flat-out mode.
     #[arg(long, default_value_t = 1000)]
     pub window: u64,
+    /// Chat: consecutive messages one sender sends (each to its own random
+    /// recipient) before the next sender is drawn; more than 1 lets a
+    /// connection write several messages at once.
+    #[arg(long, default_value_t = 1)]
+    pub sender_burst: u64,
     /// Chat: extra body bytes after the sequence number and timestamp.
     #[arg(long, default_value_t = 32)]
     pub body_size: usize,

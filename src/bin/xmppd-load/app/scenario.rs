@@ -222,14 +222,22 @@ pub async fn chat(ctx: &Arc<Ctx>, report: &mut Report) {
     let mut rng = rand::rngs::StdRng::from_entropy();
     let n = online.len();
     let mut backpressure = 0u64;
+    let burst = ctx.args.sender_burst.max(1);
+    // The current sender and how many more of its burst are left.
+    let (mut sender, mut left) = (0usize, 0u64);
     let (dispatched, expected, sending) = drive(
         ctx,
         u64::MAX,
         |seq, ts| {
-            let to = rng.gen_range(0..n);
-            let mut from = rng.gen_range(0..n - 1);
-            if from >= to {
-                from += 1;
+            if left == 0 {
+                sender = rng.gen_range(0..n);
+                left = burst;
+            }
+            left -= 1;
+            let mut from = sender;
+            let mut to = rng.gen_range(0..n - 1);
+            if to >= from {
+                to += 1;
             }
             // A full queue means that connection is still writing: pick another sender.
             for _ in 0..8 {
@@ -241,6 +249,8 @@ pub async fn chat(ctx: &Arc<Ctx>, report: &mut Report) {
                         if from == to {
                             from = (from + 1) % n;
                         }
+                        // The burst goes on from the sender that had room.
+                        sender = from;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
                         s.undeliverable_cmds.fetch_add(1, Relaxed);
