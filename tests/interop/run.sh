@@ -362,6 +362,20 @@ for c in "${CLIENTS[@]}"; do
   run_named_client "$c"
 done
 
+# tsung registering its users in-band from one address: registration on,
+# without the per-address limit, by a live reload; then off again.
+if [[ " ${CLIENTS[*]} " == *" tsung_login "* ]]; then
+  cp "$CFG" "$CFG.orig"
+  printf '\n[registration]\nenabled = true\nmax_per_ip = 0\n' >>"$CFG"
+  expect_ctl "ctl reload_config turns in-band registration on (max_per_ip = 0)" 0 "" reload_config
+  # Passwords trpass1..: at least registration.min_password_length (6).
+  run_client "tsung: XEP-0077 in-band registration of $TSUNG_USERS users from one address, then iq:auth" \
+    env XMPP_METRICS_URL="http://127.0.0.1:$HTTP_PORT/metrics" TSUNG_USERS="$TSUNG_USERS" TSUNG_PREFIX=tr \
+    TSUNG_PWPREFIX=trpass TSUNG_SCENARIO=register "$HERE/tsung_login.sh"
+  mv "$CFG.orig" "$CFG"
+  expect_ctl "ctl reload_config turns it off again" 0 "" reload_config
+fi
+
 # slixmpp on the second virtual host: it verifies the certificate against
 # $NET's own CA only, so it passes only if SNI picked $NET's certificate.
 if [[ -z "${INTEROP_ONLY:-}" || " $INTEROP_ONLY " == *" vhost "* ]]; then
