@@ -254,6 +254,20 @@ expect_ctl() {
   fi
 }
 
+# register_many LABEL USER PASSWORD [USER PASSWORD ...]: create the accounts
+# on $DOMAIN with one `ctl register_bulk` (a password is the rest of its line).
+register_many() {
+  local label=$1 file n=0
+  shift
+  file="$(mktemp "$TMP/accounts.XXXXXX")"
+  while (($# >= 2)); do
+    printf '%s %s %s\n' "$1" "$DOMAIN" "$2" >>"$file"
+    n=$((n + 1))
+    shift 2
+  done
+  expect_ctl "$label ($n accounts)" 0 "$n users registered, 0 already existed" register_bulk "$file"
+}
+
 run_client() { # label command...
   local label=$1
   shift
@@ -335,25 +349,12 @@ expect_ctl "ctl register alice" 0 "User alice@$DOMAIN successfully registered" \
   register alice "$DOMAIN" "$ALICE_PASSWORD"
 expect_ctl "ctl register bob" 0 "User bob@$DOMAIN successfully registered" \
   register bob "$DOMAIN" "$BOB_PASSWORD"
-im_failed=()
-for u in $IM_USERS; do
-  out="$(timeout 30 "$XMPPD" ctl --config "$CFG" register "$u" "$DOMAIN" "$IM_PASSWORD" 2>&1)" ||
-    im_failed+=("$u: $(tr '\n' ' ' <<<"$out")")
-done
-if ((${#im_failed[@]} == 0)); then
-  pass "ctl register the IM scenario users ($(wc -w <<<"$IM_USERS") accounts)"
-else
-  fail "ctl register the IM scenario users: ${im_failed[*]}"
-fi
-ts_failed=()
-for i in $(seq "$TSUNG_USERS"); do
-  out="$(timeout 30 "$XMPPD" ctl --config "$CFG" register "ts$i" "$DOMAIN" "tspw$i" 2>&1)" || ts_failed+=("ts$i: $(tr '\n' ' ' <<<"$out")")
-done
-if ((${#ts_failed[@]} == 0)); then
-  pass "ctl register the tsung users ($TSUNG_USERS accounts)"
-else
-  fail "ctl register the tsung users: ${ts_failed[*]}"
-fi
+im_accounts=()
+for u in $IM_USERS; do im_accounts+=("$u" "$IM_PASSWORD"); done
+register_many "ctl register_bulk the IM scenario users" "${im_accounts[@]}"
+ts_accounts=()
+for i in $(seq "$TSUNG_USERS"); do ts_accounts+=("ts$i" "tspw$i"); done
+register_many "ctl register_bulk the tsung users" "${ts_accounts[@]}"
 expect_ctl "ctl register of an existing user fails with a conflict" 1 \
   "Error: conflict: User alice@$DOMAIN already registered" \
   register alice "$DOMAIN" "another-password"
