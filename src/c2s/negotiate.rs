@@ -314,14 +314,7 @@ impl Conn {
     /// An error reply to the iq `id` of a client not yet bound (RFC 6120
     /// §7.7.2: from the server, with no `to`).
     pub(super) async fn iq_error(&mut self, id: &str, condition: StanzaError) -> Result<(), Exit> {
-        let head = StanzaHead {
-            name: "iq".into(),
-            ns: ns::CLIENT.into(),
-            attrs: vec![("id".into(), id.into())],
-            default_ns: None,
-            head_len: 0,
-            empty: true,
-        };
+        let head = StanzaHead::new("iq", ns::CLIENT, &[("id", id)]);
         let reply = crate::stanza::error_reply(&head, &self.host, "", condition);
         self.write(&reply).await
     }

@@ -5,6 +5,7 @@ use super::framer::XmlError;
 use super::ns;
 use quick_xml::events::{BytesStart, Event as QEvent};
 use quick_xml::Reader;
+use std::borrow::Cow;
 
 /// An element with its resolved namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,26 +42,25 @@ struct Frame {
 }
 
 /// Namespace scopes while reading, one [`Frame`] per open element.
-#[derive(Default)]
-pub(crate) struct Scopes {
+pub(crate) struct Scopes<'a> {
     /// The document's default namespace (below every frame).
-    root: String,
+    root: &'a str,
     stack: Vec<Frame>,
 }
 
-impl Scopes {
-    pub(crate) fn new(default_ns: &str) -> Scopes {
-        Scopes { root: default_ns.to_string(), stack: Vec::new() }
+impl<'a> Scopes<'a> {
+    pub(crate) fn new(default_ns: &'a str) -> Scopes<'a> {
+        Scopes { root: default_ns, stack: Vec::new() }
     }
 
     /// The default namespace in scope (the nearest declaration).
     fn default_ns(&self) -> &str {
-        self.stack.iter().rev().find_map(|f| f.default.as_deref()).unwrap_or(&self.root)
+        self.stack.iter().rev().find_map(|f| f.default.as_deref()).unwrap_or(self.root)
     }
 
     /// The namespace bound to `prefix`, looking at `frame` (the element's
     /// own declarations) first.
-    fn resolve<'a>(&'a self, frame: &'a Frame, prefix: &str) -> Option<&'a str> {
+    fn resolve<'s>(&'s self, frame: &'s Frame, prefix: &str) -> Option<&'s str> {
         std::iter::once(frame)
             .chain(self.stack.iter().rev())
             .flat_map(|f| f.prefixes.iter().rev())
@@ -70,10 +70,9 @@ impl Scopes {
 
     /// Check an element's attributes (well-formed, no duplicates, known
     /// entities, allowed characters) and collect its namespace declarations;
-    /// `keep` also collects the attributes (all but `xmlns`).
-    fn scan(start: &BytesStart<'_>, keep: bool) -> Result<(Frame, Vec<(String, String)>), XmlError> {
+    /// every attribute but `xmlns` is also handed to `keep` (name, value).
+    fn scan(start: &BytesStart<'_>, mut keep: impl FnMut(&str, Cow<'_, str>)) -> Result<Frame, XmlError> {
         let mut frame = Frame::default();
-        let mut attrs = Vec::new();
         check_attr_spacing(start.attributes_raw())?;
         for a in start.attributes().with_checks(true) {
             let a = a.map_err(|_| XmlError::NotWellFormed("bad attribute"))?;
@@ -88,16 +87,26 @@ impl Scopes {
             if let Some(p) = key.strip_prefix("xmlns:") {
                 frame.prefixes.push((p.to_string(), value.to_string()));
             }
-            if keep {
-                attrs.push((key.to_string(), value.into_owned()));
-            }
+            keep(key, value);
         }
-        Ok((frame, attrs))
+        Ok(frame)
     }
 
     /// Enter an element: returns (local name, namespace, attributes).
     pub(crate) fn enter(&mut self, start: &BytesStart<'_>) -> Result<Resolved, XmlError> {
-        let (frame, attrs) = Scopes::scan(start, true)?;
+        let mut attrs = Vec::new();
+        let (name, ns) = self.enter_with(start, |k, v| attrs.push((k.to_string(), v.into_owned())))?;
+        Ok((name, ns, attrs))
+    }
+
+    /// Enter an element, handing its attributes (but `xmlns`) to `keep`:
+    /// returns (local name, namespace).
+    pub(crate) fn enter_with(
+        &mut self,
+        start: &BytesStart<'_>,
+        keep: impl FnMut(&str, Cow<'_, str>),
+    ) -> Result<(String, String), XmlError> {
+        let frame = Scopes::scan(start, keep)?;
         let name = start.name();
         let qname = std::str::from_utf8(name.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
         let (local, ns) = match check_qname(qname)? {
@@ -108,13 +117,13 @@ impl Scopes {
             None => (qname.to_string(), frame.default.as_deref().unwrap_or(self.default_ns()).to_string()),
         };
         self.stack.push(frame);
-        Ok((local, ns, attrs))
+        Ok((local, ns))
     }
 
     /// Enter an element only to validate it (as `enter` does), building
     /// nothing: for the descendants of a stanza that is forwarded as bytes.
     pub(crate) fn enter_checked(&mut self, start: &BytesStart<'_>) -> Result<(), XmlError> {
-        let (frame, _) = Scopes::scan(start, false)?;
+        let frame = Scopes::scan(start, |_, _| {})?;
         let name = start.name();
         let qname = std::str::from_utf8(name.as_ref()).map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?;
         if let Some((p, _)) = check_qname(qname)? {

@@ -14,8 +14,13 @@ pub struct StanzaHead {
     pub name: String,
     /// Resolved namespace.
     pub ns: String,
-    /// Attributes (unescaped), without the default `xmlns`.
-    pub attrs: Vec<(String, String)>,
+    /// The attributes but the default `xmlns`, names and unescaped values
+    /// back to back (one allocation for them all, not two each: this is
+    /// read for every routed stanza).
+    text: String,
+    /// Per attribute, where its name and then its value end in `text`
+    /// (each starts where the one before ended).
+    spans: Vec<(u32, u32)>,
     /// The default namespace declared on the start tag (`xmlns='…'`), if any.
     pub default_ns: Option<String>,
     /// Byte length of the start tag, including its `>`.
@@ -40,11 +45,19 @@ impl StanzaHead {
                         return Err(XmlError::NotWellFormed("content after the element"));
                     }
                     if head.is_none() {
-                        let (name, ns, attrs) = scopes.enter(&s)?;
+                        let mut text = String::with_capacity(s.attributes_raw().len());
+                        let mut spans = Vec::with_capacity(4);
+                        let (name, ns) = scopes.enter_with(&s, |k, v| {
+                            text.push_str(k);
+                            let key_end = text.len() as u32;
+                            text.push_str(&v);
+                            spans.push((key_end, text.len() as u32));
+                        })?;
                         head = Some(StanzaHead {
                             name,
                             ns,
-                            attrs,
+                            text,
+                            spans,
                             default_ns: scopes.declared_default().map(str::to_string),
                             head_len: r.buffer_position() as usize,
                             empty: is_empty,
@@ -86,9 +99,32 @@ impl StanzaHead {
         }
     }
 
+    /// A head for an element that was not read (an empty `<name/>` in `ns`
+    /// with `attrs`), for building replies to it.
+    pub fn new(name: &str, ns: &str, attrs: &[(&str, &str)]) -> StanzaHead {
+        let (mut text, mut spans) = (String::new(), Vec::with_capacity(attrs.len()));
+        for (k, v) in attrs {
+            text.push_str(k);
+            let key_end = text.len() as u32;
+            text.push_str(v);
+            spans.push((key_end, text.len() as u32));
+        }
+        StanzaHead { name: name.into(), ns: ns.into(), text, spans, default_ns: None, head_len: 0, empty: true }
+    }
+
+    /// The attributes (name, unescaped value), without the default `xmlns`.
+    pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.spans.iter().map(move |&(key_end, end)| {
+            let (k, v) = (&self.text[start..key_end as usize], &self.text[key_end as usize..end as usize]);
+            start = end as usize;
+            (k, v)
+        })
+    }
+
     /// An attribute's value.
     pub fn attr(&self, k: &str) -> Option<&str> {
-        self.attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.attrs().find(|&(key, _)| key == k).map(|(_, v)| v)
     }
 
     /// Rebuild the stanza with `from` (and optionally `to`) replaced,
@@ -110,7 +146,7 @@ impl StanzaHead {
         if let Some(d) = &self.default_ns {
             push_attr(&mut out, "xmlns", d);
         }
-        for (k, v) in &self.attrs {
+        for (k, v) in self.attrs() {
             if k == "from" || (k == "to" && to.is_some()) {
                 continue;
             }
