@@ -136,6 +136,10 @@ impl Router {
     /// JID), which the caller closes with `<conflict/>` (RFC 6120 §7.7.2.2).
     pub fn bind(&self, h: Arc<SessionHandle>) -> Option<Arc<SessionHandle>> {
         let mut list = self.table.entry(h.jid.to_bare().to_string()).or_default();
+        // XEP-0280: one carbons count per account, shared by its sessions
+        // (taken before a replaced session leaves the list, which keeps
+        // counting in it until its own unbind).
+        h.join_account(list.iter().find_map(|s| s.account_carbons()).unwrap_or_default());
         let old = list.iter().position(|s| s.jid == h.jid).map(|i| list.swap_remove(i));
         list.push(h);
         old
@@ -213,35 +217,52 @@ impl Router {
     /// `ty` is the stanza's `type` attribute ("" when absent). Stanzas the
     /// server answers itself (to a domain, iq to a bare JID) never reach here.
     pub fn route(&self, kind: Kind, ty: &str, to: &Jid, bytes: Bytes) -> Delivery {
+        self.route_noting_carbons(kind, ty, to, bytes).0
+    }
+
+    /// [`Router::route`], and whether another session of a local recipient's
+    /// account enabled carbons and did not get the stanza (XEP-0280 §6: it
+    /// gets a copy). Found in the same look-up as the delivery.
+    pub fn route_noting_carbons(&self, kind: Kind, ty: &str, to: &Jid, bytes: Bytes) -> (Delivery, bool) {
         if !self.is_local(to.domain()) {
-            return self.remote.route(kind, ty, to, bytes);
+            return (self.remote.route(kind, ty, to, bytes), false);
         }
         self.with_sessions(to, |sessions| {
-            if to.resource().is_some() {
-                if let Some(s) = sessions.iter().find(|s| s.jid == *to) {
-                    return deliver(std::iter::once(s), &bytes, storable(kind, ty));
-                }
-                // §8.5.3.2: no such resource.
-                return match (kind, ty) {
-                    // §8.5.3.2.1: chat and normal are treated as if sent to the bare JID.
-                    (Kind::Message, "chat" | "normal" | "") => to_bare(kind, ty, sessions, &bytes),
-                    (Kind::Message, "groupchat") => Delivery::Bounce(StanzaError::ServiceUnavailable),
-                    // §8.5.3.2.1 headline, and errors: silently ignore.
-                    (Kind::Message, _) => Delivery::Dropped,
-                    // §8.5.3.2.2: an iq request gets service-unavailable.
-                    (Kind::Iq, "get" | "set") => Delivery::Bounce(StanzaError::ServiceUnavailable),
-                    (Kind::Iq, _) => Delivery::Dropped,
-                    // §8.5.3.2.3: subscription requests are handled as for the
-                    // bare JID; other presence is ignored.
-                    (Kind::Presence, "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
-                        to_bare(kind, ty, sessions, &bytes)
-                    }
-                    (Kind::Presence, _) => Delivery::Dropped,
-                };
-            }
-            to_bare(kind, ty, sessions, &bytes)
+            let d = route_to(kind, ty, to, sessions, &bytes);
+            let carbons = match &d {
+                Delivery::Delivered(ids) => sessions.iter().any(|s| s.carbons() && !ids.contains(&s.id)),
+                _ => false,
+            };
+            (d, carbons)
         })
     }
+}
+
+/// RFC 6121 §8.5: delivery to a local account with these `sessions`.
+fn route_to(kind: Kind, ty: &str, to: &Jid, sessions: &[Arc<SessionHandle>], bytes: &Bytes) -> Delivery {
+    if to.resource().is_some() {
+        if let Some(s) = sessions.iter().find(|s| s.jid == *to) {
+            return deliver(std::iter::once(s), bytes, storable(kind, ty));
+        }
+        // §8.5.3.2: no such resource.
+        return match (kind, ty) {
+            // §8.5.3.2.1: chat and normal are treated as if sent to the bare JID.
+            (Kind::Message, "chat" | "normal" | "") => to_bare(kind, ty, sessions, bytes),
+            (Kind::Message, "groupchat") => Delivery::Bounce(StanzaError::ServiceUnavailable),
+            // §8.5.3.2.1 headline, and errors: silently ignore.
+            (Kind::Message, _) => Delivery::Dropped,
+            // §8.5.3.2.2: an iq request gets service-unavailable.
+            (Kind::Iq, "get" | "set") => Delivery::Bounce(StanzaError::ServiceUnavailable),
+            (Kind::Iq, _) => Delivery::Dropped,
+            // §8.5.3.2.3: subscription requests are handled as for the
+            // bare JID; other presence is ignored.
+            (Kind::Presence, "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
+                to_bare(kind, ty, sessions, bytes)
+            }
+            (Kind::Presence, _) => Delivery::Dropped,
+        };
+    }
+    to_bare(kind, ty, sessions, bytes)
 }
 
 /// RFC 6121 §8.5.2: delivery to a bare JID, choosing among `sessions`
@@ -399,5 +420,40 @@ mod tests {
             Delivery::Bounce(StanzaError::ServiceUnavailable)
         );
         assert_eq!(a.close_reason().unwrap().error, StreamError::PolicyViolation);
+    }
+
+    /// XEP-0280: the account's carbons count, shared by its sessions, tells
+    /// a sender whether to look for copies (§7); the route look-up tells
+    /// whether the recipient's other sessions get one (§6).
+    #[test]
+    fn carbons_counted_per_account() {
+        let r = Router::new(&["x".into()]);
+        let (a1, _r1) = session(&r, 1, "a@x/1", Some(0));
+        let (a2, _r2) = session(&r, 2, "a@x/2", Some(0));
+        let (b1, _r3) = session(&r, 3, "b@x/1", Some(0));
+        assert!(!a1.others_may_have_carbons() && !a2.others_may_have_carbons());
+        a2.set_carbons(true);
+        a2.set_carbons(true); // counted once
+        assert!(a1.others_may_have_carbons() && !a2.others_may_have_carbons());
+        assert!(!b1.others_may_have_carbons(), "another account's count");
+        // To a1's full JID: a2 did not get it and enabled carbons.
+        let (d, more) = r.route_noting_carbons(Kind::Message, "chat", &j("a@x/1"), Bytes::new());
+        assert_eq!((d, more), (Delivery::Delivered(vec![1]), true));
+        let (_, more) = r.route_noting_carbons(Kind::Message, "chat", &j("b@x/1"), Bytes::new());
+        assert!(!more);
+        // A session bound later shares the count; one replacing a2 too,
+        // and a2's unbind (carbons off first, as the session does) leaves
+        // the new one's count alone.
+        let (a3, _r4) = session(&r, 4, "a@x/3", Some(0));
+        assert!(a3.others_may_have_carbons());
+        let (a2b, _r5) = SessionHandle::with_queue(5, j("a@x/2"), 4, usize::MAX);
+        let a2b = Arc::new(a2b);
+        r.bind(a2b.clone());
+        a2b.set_carbons(true);
+        a2.set_carbons(false);
+        r.unbind(&a2.jid, a2.id);
+        assert!(a1.others_may_have_carbons() && a3.others_may_have_carbons());
+        a2b.set_carbons(false);
+        assert!(!a1.others_may_have_carbons());
     }
 }

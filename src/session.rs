@@ -8,7 +8,7 @@ use crate::stanza::StreamError;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::Notify;
@@ -142,6 +142,10 @@ pub struct SessionHandle {
     interested: AtomicBool,
     /// XEP-0280: message carbons enabled.
     carbons: AtomicBool,
+    /// How many of the account's bound sessions enabled carbons, shared by
+    /// them (set by `Router::bind`): a sent message needs no look-up of the
+    /// account's other sessions while it shows none (§7).
+    account_carbons: OnceLock<Arc<AtomicUsize>>,
     /// The last broadcast available presence, stamped, without `to`
     /// (answers probes, RFC 6121 §4.3.2).
     last_presence: Mutex<Option<Bytes>>,
@@ -172,6 +176,7 @@ impl SessionHandle {
             priority: AtomicI8::new(0),
             interested: AtomicBool::new(false),
             carbons: AtomicBool::new(false),
+            account_carbons: OnceLock::new(),
             last_presence: Mutex::new(None),
             close: Mutex::new(None),
             offline_poke: AtomicBool::new(false),
@@ -219,9 +224,42 @@ impl SessionHandle {
         self.carbons.load(Ordering::Relaxed)
     }
 
-    /// Enable or disable message carbons.
+    /// Enable or disable message carbons (disabled again when the session
+    /// is unbound, so that the account's count stays right).
     pub fn set_carbons(&self, on: bool) {
-        self.carbons.store(on, Ordering::Relaxed);
+        if self.carbons.swap(on, Ordering::Relaxed) != on {
+            if let Some(n) = self.account_carbons.get() {
+                if on {
+                    n.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    n.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Share the account's carbons count (`Router::bind`), counting this
+    /// session in if it already enabled them. The first call wins.
+    pub(crate) fn join_account(&self, count: Arc<AtomicUsize>) {
+        if self.account_carbons.set(count).is_ok() && self.carbons() {
+            if let Some(n) = self.account_carbons.get() {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The account's carbons count, for the next session bound to it.
+    pub(crate) fn account_carbons(&self) -> Option<Arc<AtomicUsize>> {
+        self.account_carbons.get().cloned()
+    }
+
+    /// Whether another session of the account may have enabled carbons
+    /// (XEP-0280 §7): false only when the account's count says none has.
+    pub fn others_may_have_carbons(&self) -> bool {
+        match self.account_carbons.get() {
+            Some(n) => n.load(Ordering::Relaxed) > usize::from(self.carbons()),
+            None => true,
+        }
     }
 
     /// The last broadcast available presence (stamped, without `to`).

@@ -140,10 +140,10 @@ impl Conn {
         if message {
             im::carbons::copy_sent(&self.shared, &session, ty, &stamped);
         }
-        let delivery = self.shared.router.route(kind, ty, to, stamped.clone());
+        let (delivery, carbons) = self.shared.router.route_noting_carbons(kind, ty, to, stamped.clone());
         let err = match delivery {
             Delivery::Delivered(ids) => {
-                if message && self.shared.router.is_local(to.domain()) {
+                if message && carbons {
                     im::carbons::copy_received(&self.shared, to, &ids, ty, &stamped);
                 }
                 return Ok(());
@@ -305,6 +305,8 @@ impl Conn {
     /// §4.5.2, also for a dropped connection, §4.5.3).
     pub(super) fn unbind(&mut self) {
         let Some(session) = self.session.take() else { return };
+        // Out of the account's carbons count (XEP-0280), then out of the table.
+        session.set_carbons(false);
         self.shared.router.unbind(&session.jid, session.id);
         self.shared.metrics.session_delta(session.jid.domain(), -1);
         let directed = std::mem::take(&mut self.directed);

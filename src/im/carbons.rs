@@ -53,9 +53,11 @@ fn wrap(kind: &str, owner: &str, to: &str, ty: &str, stamped: &[u8]) -> Bytes {
 /// §7: a copy of a message the user sent to the user's other enabled
 /// resources; `msg_ty` is the message's `type` attribute ("" when absent).
 pub fn copy_sent(shared: &Shared, sender: &Arc<SessionHandle>, msg_ty: &str, stamped: &[u8]) {
-    // The common case, checked without allocating or scanning the stanza:
-    // no other enabled resource.
-    if !shared.router.with_sessions(&sender.jid, |l| l.iter().any(|s| s.id != sender.id && s.carbons()))
+    // The common case, checked without a look-up, allocating or scanning
+    // the stanza: no other enabled resource (the account's count), then
+    // the account's sessions.
+    if !sender.others_may_have_carbons()
+        || !shared.router.with_sessions(&sender.jid, |l| l.iter().any(|s| s.id != sender.id && s.carbons()))
         || !eligible(msg_ty, stamped)
     {
         return;
