@@ -77,7 +77,7 @@ pub fn check_stanza(bytes: &[u8]) {
         assert_eq!(again.name, head.name);
         assert_eq!(again.ns, head.ns);
         assert_eq!(again.attr("from"), Some(FROM), "from not stamped");
-        assert_eq!(again.attrs.iter().filter(|(k, _)| k == "from").count(), 1, "two from attributes");
+        assert_eq!(again.attrs().filter(|(k, _)| *k == "from").count(), 1, "two from attributes");
         assert_eq!(again.attr("to"), Some("peer@localhost"));
     }
     if let Ok(el) = Element::parse(bytes, ns::CLIENT) {
