@@ -47,12 +47,7 @@ impl StanzaHead {
                     if head.is_none() {
                         let mut text = String::with_capacity(s.attributes_raw().len());
                         let mut spans = Vec::with_capacity(4);
-                        let (name, ns) = scopes.enter_with(&s, |k, v| {
-                            text.push_str(k);
-                            let key_end = text.len() as u32;
-                            text.push_str(&v);
-                            spans.push((key_end, text.len() as u32));
-                        })?;
+                        let (name, ns) = scopes.enter_with(&s, |k, v| keep_attr(&mut text, &mut spans, k, &v))?;
                         head = Some(StanzaHead {
                             name,
                             ns,
@@ -104,10 +99,7 @@ impl StanzaHead {
     pub fn new(name: &str, ns: &str, attrs: &[(&str, &str)]) -> StanzaHead {
         let (mut text, mut spans) = (String::new(), Vec::with_capacity(attrs.len()));
         for (k, v) in attrs {
-            text.push_str(k);
-            let key_end = text.len() as u32;
-            text.push_str(v);
-            spans.push((key_end, text.len() as u32));
+            keep_attr(&mut text, &mut spans, k, v);
         }
         StanzaHead { name: name.into(), ns: ns.into(), text, spans, default_ns: None, head_len: 0, empty: true }
     }
@@ -162,6 +154,14 @@ impl StanzaHead {
     }
 }
 
+/// Append attribute `k`=`v` to a head's `text` and `spans`.
+fn keep_attr(text: &mut String, spans: &mut Vec<(u32, u32)>, k: &str, v: &str) {
+    text.push_str(k);
+    let key_end = text.len() as u32;
+    text.push_str(v);
+    spans.push((key_end, text.len() as u32));
+}
+
 fn push_attr(out: &mut Vec<u8>, k: &str, v: &str) {
     out.push(b' ');
     out.extend_from_slice(k.as_bytes());
@@ -213,6 +213,18 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "<message xmlns='jabber:client' from='a@x'><body>x</body></message>"
         );
+    }
+
+    #[test]
+    fn attributes_in_order_unescaped_without_the_default_namespace() {
+        let b = b"<iq xmlns='jabber:client' xmlns:x='urn:x' type='get' id='a&amp;b&#x27;' x:k=''/>";
+        let h = StanzaHead::parse(b, ns::CLIENT).unwrap();
+        let attrs: Vec<_> = h.attrs().collect();
+        assert_eq!(attrs, [("xmlns:x", "urn:x"), ("type", "get"), ("id", "a&b'"), ("x:k", "")]);
+        assert_eq!(h.default_ns.as_deref(), Some(ns::CLIENT));
+        let made = StanzaHead::new("iq", ns::CLIENT, &[("id", "7"), ("type", "")]);
+        assert_eq!(made.attrs().collect::<Vec<_>>(), [("id", "7"), ("type", "")]);
+        assert_eq!((made.attr("type"), made.attr("to")), (Some(""), None));
     }
 
     #[test]
