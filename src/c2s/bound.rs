@@ -34,9 +34,9 @@ impl Conn {
         self.shared.metrics.stanza_in(kind);
         let session = self.session.clone().ok_or(Exit::Io)?;
         let me = &session.jid;
-        let ty = head.attr("type").unwrap_or("").to_string();
+        let ty = head.attr("type").unwrap_or("");
         // RFC 6120 §8.2.3: an iq has a type of get, set, result or error.
-        if kind == Kind::Iq && !matches!(ty.as_str(), "get" | "set" | "result" | "error") {
+        if kind == Kind::Iq && !matches!(ty, "get" | "set" | "result" | "error") {
             return self.bounce(&head, me, None, StanzaError::BadRequest).await;
         }
         // RFC 6120 §8.1.1.1 / §8.3.3.8: a `to` that is not a JID.
@@ -55,11 +55,9 @@ impl Conn {
                 self.server_iq(&bytes, &head, t, Some(t)).await
             }
             // RFC 6121 §4.2 / §4.4 / §4.5: presence with no `to` is broadcast.
-            (Kind::Presence, None) => self.broadcast_presence(&bytes, &head, &ty).await,
+            (Kind::Presence, None) => self.broadcast_presence(&bytes, &head, ty).await,
             // RFC 6121 §3: subscription management, addressed to bare JIDs.
-            (Kind::Presence, Some(t))
-                if matches!(ty.as_str(), "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") =>
-            {
+            (Kind::Presence, Some(t)) if matches!(ty, "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
                 let (user, contact) = (me.to_bare(), t.to_bare());
                 let blocked = &self.shared.blocklists;
                 if blocked.is_blocked(&self.shared, &user, &contact)
@@ -69,13 +67,13 @@ impl Conn {
                     return Ok(()); // XEP-0191 §3.5: presence to or from a blocked entity is dropped
                 }
                 let stamped = Bytes::from(head.rewrite(&bytes, &user.to_string(), Some(&contact.to_string())));
-                im::subscription::outbound(&self.shared, &user, &contact, &ty, stamped);
+                im::subscription::outbound(&self.shared, &user, &contact, ty, stamped);
                 Ok(())
             }
             // RFC 6121 §4.3: probes are the server's business.
             (Kind::Presence, Some(_)) if ty == "probe" => Ok(()),
             // RFC 6120 §10.3.1: a message with no `to` is for the sender's bare JID.
-            (Kind::Message, None) => self.route(kind, &ty, &me.to_bare(), &bytes, &head).await,
+            (Kind::Message, None) => self.route(kind, ty, &me.to_bare(), &bytes, &head).await,
             // Messages and presence for the server itself are not processed.
             (Kind::Message | Kind::Presence, Some(t))
                 if t.node().is_none() && self.shared.router.is_local(t.domain()) =>
@@ -93,12 +91,9 @@ impl Conn {
                 } else if ty == "unavailable" {
                     self.directed.retain(|d| *d != t);
                 }
-                self.route(kind, &ty, &t, &bytes, &head).await
+                self.route(kind, ty, &t, &bytes, &head).await
             }
-            (_, Some(t)) => {
-                let t = t.clone();
-                self.route(kind, &ty, &t, &bytes, &head).await
-            }
+            (_, Some(t)) => self.route(kind, ty, t, &bytes, &head).await,
         }
     }
 
