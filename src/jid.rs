@@ -46,8 +46,11 @@ pub struct Jid {
 #[error("malformed JID: {0}")]
 pub struct JidError(pub &'static str);
 
-/// Characters RFC 7622 §3.3.1 forbids in a localpart.
-const NODE_FORBIDDEN: &[char] = &['"', '&', '\'', '/', ':', '<', '>', '@'];
+/// Characters RFC 7622 §3.3.1 forbids in a localpart (a `match`, not a
+/// `&[char]` pattern: this runs for every routed stanza's `to`).
+fn node_forbidden(c: char) -> bool {
+    matches!(c, '"' | '&' | '\'' | '/' | ':' | '<' | '>' | '@')
+}
 
 /// RFC 7622 §3.1: each part is at most 1023 bytes once normalised.
 const MAX_PART: usize = 1023;
@@ -62,7 +65,7 @@ fn localpart(n: &str) -> Result<String, JidError> {
     if out.is_empty() || out.len() > MAX_PART {
         return Err(JidError("localpart must be 1 to 1023 bytes"));
     }
-    if out.contains(NODE_FORBIDDEN) {
+    if out.contains(node_forbidden) {
         return Err(JidError("invalid character in localpart"));
     }
     Ok(out)
@@ -107,7 +110,11 @@ fn domainpart(d: &str) -> Result<String, JidError> {
     if out.split('.').any(|l| l.is_empty() || l.len() > 63) {
         return Err(JidError("empty or over-long label in domainpart"));
     }
-    if out.chars().any(|c| c.is_whitespace() || c.is_control() || "@/<>\"'&:\\[]".contains(c)) {
+    if out.chars().any(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '@' | '/' | '<' | '>' | '"' | '\'' | '&' | ':' | '\\' | '[' | ']')
+    }) {
         return Err(JidError("invalid character in domainpart"));
     }
     Ok(out)
@@ -118,11 +125,14 @@ impl Jid {
     pub fn parse(s: &str) -> Result<Jid, JidError> {
         // RFC 7622 §3.1: the resource is everything after the first '/',
         // the localpart everything before the first '@' ahead of it.
-        let (rest, resource) = match s.find('/') {
+        // Byte searches (ASCII separators, so the indices are char
+        // boundaries): `str::find(char)` sets up a searcher that costs more
+        // than a JID takes to scan.
+        let (rest, resource) = match s.bytes().position(|b| b == b'/') {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         };
-        let (node, domain) = match rest.find('@') {
+        let (node, domain) = match rest.bytes().position(|b| b == b'@') {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
         };

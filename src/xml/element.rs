@@ -179,7 +179,9 @@ fn check_attr_spacing(raw: &[u8]) -> Result<(), XmlError> {
 /// parse again.
 pub(crate) fn check_qname(qname: &str) -> Result<Option<(&str, &str)>, XmlError> {
     let bad = XmlError::NotWellFormed("name is not a QName");
-    match qname.split_once(':') {
+    // A byte search: `split_once(':')` sets up a searcher that costs more
+    // than these short names take to scan.
+    match qname.bytes().position(|b| b == b':').map(|i| (&qname[..i], &qname[i + 1..])) {
         None if is_ncname(qname) => Ok(None),
         Some((p, l)) if is_ncname(p) && is_ncname(l) => Ok(Some((p, l))),
         _ => Err(bad),
@@ -206,9 +208,12 @@ fn is_ncname(s: &str) -> bool {
 /// XML 1.0 §2.2 Char: rejects control characters that arrive as references.
 pub(crate) fn check_chars(s: &str) -> Result<(), XmlError> {
     // Bytewise: controls are single bytes; U+FFFE/U+FFFF start with 0xEF.
+    // One pass without an early exit (vectorised) tells whether a closer
+    // look is needed: most text has neither.
     let b = s.as_bytes();
-    if b.iter().any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
-        || (b.contains(&0xEF) && (s.contains('\u{FFFE}') || s.contains('\u{FFFF}')))
+    let (low, ef) = b.iter().fold((false, false), |(low, ef), &c| (low | (c < 0x20), ef | (c == 0xEF)));
+    if (low && b.iter().any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')))
+        || (ef && (s.contains('\u{FFFE}') || s.contains('\u{FFFF}')))
     {
         return Err(XmlError::NotWellFormed("invalid character"));
     }

@@ -188,7 +188,14 @@ impl Framer {
             // the control-character check over what it passed.
             State::Text if self.depth >= 2 => {
                 let n = memchr::memchr(b'<', rest).unwrap_or(rest.len());
-                rest[..n].iter().position(|&b| control(b)).unwrap_or(n)
+                // A pass without an early exit (vectorised) first; the exact
+                // search only when some byte is below 0x20 (tab, newline...).
+                let low = rest[..n].iter().fold(false, |low, &b| low | (b < 0x20));
+                if low {
+                    rest[..n].iter().position(|&b| control(b)).unwrap_or(n)
+                } else {
+                    n
+                }
             }
             // Attribute values and the names between them are short: one
             // plain pass (a vectorised search costs more to set up here).
