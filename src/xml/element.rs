@@ -192,6 +192,17 @@ pub(crate) fn check_qname(qname: &str) -> Result<Option<(&str, &str)>, XmlError>
 /// XML 1.0 §2.3's NameStartChar and NameChar. quick-xml does not check name
 /// characters: `<x:/ .../>` would otherwise be an element named `/`.
 fn is_ncname(s: &str) -> bool {
+    // The usual name is ASCII letters, digits, `-`, `.` and `_`: decided on
+    // bytes, as `ncname_by_chars` decides it for those characters.
+    let b = s.as_bytes();
+    if b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')) {
+        return b.first().is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_');
+    }
+    ncname_by_chars(s)
+}
+
+/// [`is_ncname`] by XML 1.0 §2.3's character classes.
+fn ncname_by_chars(s: &str) -> bool {
     fn start(c: char) -> bool {
         matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
             | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
@@ -413,6 +424,22 @@ fn finish(e: Option<Element>, r: &mut Reader<&[u8]>) -> Result<Element, XmlError
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ascii_names_decided_on_bytes_as_by_the_character_classes() {
+        let ascii: Vec<char> = (0x20u8..0x7f).map(char::from).collect();
+        let mut names = vec![String::new()];
+        for &a in &ascii {
+            names.push(a.to_string());
+            for &b in &ascii {
+                names.push(format!("{a}{b}"));
+                names.push(format!("{a}x{b}"));
+            }
+        }
+        for n in names {
+            assert_eq!(is_ncname(&n), ncname_by_chars(&n), "{n:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
