@@ -223,8 +223,9 @@ impl Router {
     }
 
     /// [`Router::route`], and whether another session of a local recipient's
-    /// account enabled carbons and did not get the stanza (XEP-0280 §6: it
-    /// gets a copy). Found in the same look-up as the delivery.
+    /// account enabled carbons and did not get the message (XEP-0280 §6: it
+    /// gets a copy). Found in the same look-up as the delivery; always false
+    /// for presence and iq, which are not copied.
     pub fn route_noting_carbons(&self, kind: Kind, ty: &str, to: &Jid, bytes: Bytes) -> (Delivery, bool) {
         if !self.is_local(to.domain()) {
             return (self.remote.route(kind, ty, to, bytes), false);
@@ -232,7 +233,9 @@ impl Router {
         self.with_sessions(to, |sessions| {
             let d = route_to(kind, ty, to, sessions, &bytes);
             let carbons = match &d {
-                Delivery::Delivered(ids) => sessions.iter().any(|s| s.carbons() && !ids.contains(&s.id)),
+                Delivery::Delivered(ids) if kind == Kind::Message => {
+                    sessions.iter().any(|s| s.carbons() && !ids.contains(&s.id))
+                }
                 _ => false,
             };
             (d, carbons)
@@ -443,6 +446,9 @@ mod tests {
         assert_eq!((d, more), (Delivery::Delivered(vec![1]), true));
         let (_, more) = r.route_noting_carbons(Kind::Message, "chat", &j("b@x/1"), Bytes::new());
         assert!(!more);
+        // Presence is not copied (§6 is about messages).
+        let (d, more) = r.route_noting_carbons(Kind::Presence, "", &j("a@x/1"), Bytes::new());
+        assert_eq!((d, more), (Delivery::Delivered(vec![1]), false));
         // A session bound later shares the count; one replacing a2 too,
         // and a2's unbind (carbons off first, as the session does) leaves
         // the new one's count alone.

@@ -138,7 +138,7 @@ impl Conn {
         let (delivery, carbons) = self.shared.router.route_noting_carbons(kind, ty, to, stamped.clone());
         let err = match delivery {
             Delivery::Delivered(ids) => {
-                if message && carbons {
+                if carbons {
                     im::carbons::copy_received(&self.shared, to, &ids, ty, &stamped);
                 }
                 return Ok(());

@@ -74,11 +74,11 @@ pub fn copy_sent(shared: &Shared, sender: &Arc<SessionHandle>, msg_ty: &str, sta
 }
 
 /// §6: a copy to the recipient's enabled resources that did not get it;
-/// `msg_ty` as for [`copy_sent`].
+/// `msg_ty` as for [`copy_sent`]. Called when the routing look-up found
+/// such a resource (`Router::route_noting_carbons`), so it is not looked
+/// for first again.
 pub fn copy_received(shared: &Shared, to: &Jid, delivered: &[u64], msg_ty: &str, stamped: &[u8]) {
-    if !shared.router.with_sessions(to, |l| l.iter().any(|s| s.carbons() && !delivered.contains(&s.id)))
-        || !eligible(msg_ty, stamped)
-    {
+    if !eligible(msg_ty, stamped) {
         return;
     }
     let bare = to.to_bare();
