@@ -90,8 +90,9 @@ impl Guard {
     }
 
     /// Record a SASL failure from `ip` for `account` (`user@host`, when the
-    /// mechanism got that far).
-    pub fn failure(&self, cfg: &Auth, ip: IpAddr, account: Option<&str>, now: Instant) -> FailureOutcome {
+    /// mechanism got that far). `ip` is `None` for an address in
+    /// `limits.exempt_networks`: only the account's failures count.
+    pub fn failure(&self, cfg: &Auth, ip: Option<IpAddr>, account: Option<&str>, now: Instant) -> FailureOutcome {
         let window = Duration::from_secs(cfg.ban_secs.max(1));
         let bump = |r: &mut Record| {
             if now.duration_since(r.since) > window {
@@ -102,17 +103,20 @@ impl Guard {
             r.failures
         };
         prune(&self.ips, now, window);
-        let (ip_n, banned) = {
-            let mut r =
-                self.ips.entry(source_key(ip)).or_insert(Record { failures: 0, since: now, banned_until: None });
-            let n = bump(&mut r);
-            let ban = cfg.max_failures_per_ip != 0 && n >= cfg.max_failures_per_ip;
-            if ban {
-                r.banned_until = Some(now + Duration::from_secs(cfg.ban_secs));
-                r.failures = 0;
-                r.since = now;
+        let (ip_n, banned) = match ip {
+            None => (0, false),
+            Some(ip) => {
+                let mut r =
+                    self.ips.entry(source_key(ip)).or_insert(Record { failures: 0, since: now, banned_until: None });
+                let n = bump(&mut r);
+                let ban = cfg.max_failures_per_ip != 0 && n >= cfg.max_failures_per_ip;
+                if ban {
+                    r.banned_until = Some(now + Duration::from_secs(cfg.ban_secs));
+                    r.failures = 0;
+                    r.since = now;
+                }
+                (n, ban)
             }
-            (n, ban)
         };
         let acct_n = match account {
             Some(a) => {
@@ -170,11 +174,11 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let now = Instant::now();
         for i in 1..3 {
-            let o = g.failure(&cfg(3), ip, Some("a@x"), now);
+            let o = g.failure(&cfg(3), Some(ip), Some("a@x"), now);
             assert!(!o.banned, "{i}");
         }
         assert!(g.banned(ip, now).is_none());
-        assert!(g.failure(&cfg(3), ip, None, now).banned);
+        assert!(g.failure(&cfg(3), Some(ip), None, now).banned);
         assert!(g.banned(ip, now).is_some());
         assert!(g.banned("192.0.2.2".parse().unwrap(), now).is_none());
         assert!(g.banned(ip, now + Duration::from_secs(61)).is_none());
@@ -186,14 +190,28 @@ mod tests {
         let now = Instant::now();
         let c = cfg(0);
         for i in 0..3u8 {
-            g.failure(&c, IpAddr::from([10, 0, 0, i]), Some("alice@x"), now);
+            g.failure(&c, Some(IpAddr::from([10, 0, 0, i])), Some("alice@x"), now);
         }
-        let o = g.failure(&c, "10.0.0.9".parse().unwrap(), Some("alice@x"), now);
+        let o = g.failure(&c, Some("10.0.0.9".parse().unwrap()), Some("alice@x"), now);
         assert_eq!(o.delay, Duration::from_millis(400));
         assert!(!o.banned, "banning disabled");
         g.success("alice@x");
-        let o = g.failure(&c, "10.0.0.10".parse().unwrap(), Some("alice@x"), now);
+        let o = g.failure(&c, Some("10.0.0.10".parse().unwrap()), Some("alice@x"), now);
         assert_eq!(o.delay, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn an_exempt_address_counts_only_for_the_account() {
+        let g = Guard::default();
+        let now = Instant::now();
+        let c = cfg(2);
+        for _ in 0..5 {
+            assert!(!g.failure(&c, None, Some("bob@x"), now).banned);
+        }
+        assert!(g.ips.is_empty(), "no address recorded");
+        // The account's own count still slows it down: 6th failure, 5 before.
+        assert_eq!(g.failure(&c, None, Some("bob@x"), now).delay, Duration::from_millis(1000));
+        assert_eq!(g.failure(&c, None, None, now).delay, Duration::ZERO);
     }
 
     #[test]

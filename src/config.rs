@@ -284,6 +284,19 @@ pub struct Limits {
     /// Per-connection stanza rate, stanzas per second (bucket of two
     /// seconds' worth); over it the server stops reading; 0 = off.
     pub stanzas_per_sec: u64,
+    /// Networks (CIDR) the per-address limits skip: `max_connections_per_ip`,
+    /// the `auth.max_failures_per_ip` ban and per-address failure delay, and
+    /// `registration.max_per_ip`. Loopback by default: behind a local TLS
+    /// terminator or gateway every client arrives from it, and one address's
+    /// limits would cap or ban them all (a local load test likewise).
+    pub exempt_networks: Vec<String>,
+}
+
+impl Limits {
+    /// Whether the per-address limits skip `ip` (`exempt_networks`).
+    pub fn exempt(&self, ip: std::net::IpAddr) -> bool {
+        self.exempt_networks.iter().filter_map(|n| parse_cidr(n)).any(|n| cidr_contains(n, ip))
+    }
 }
 
 impl Default for Limits {
@@ -303,6 +316,7 @@ impl Default for Limits {
             outbound_queue_bytes: 2 * 1024 * 1024,
             shaper_bytes_per_sec: 64 * 1024,
             stanzas_per_sec: 200,
+            exempt_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
         }
     }
 }
@@ -448,6 +462,10 @@ impl Config {
         if self.auth.scram_hashes.is_empty() {
             return Err("key `auth.scram_hashes`: must list at least one of \"sha-1\", \"sha-256\"".into());
         }
+        for net in &l.exempt_networks {
+            parse_cidr(net)
+                .ok_or_else(|| format!("key `limits.exempt_networks`: `{net}` is not a network like 127.0.0.0/8"))?;
+        }
         for net in &self.registration.allow_from {
             crate::config::parse_cidr(net)
                 .ok_or_else(|| format!("key `registration.allow_from`: `{net}` is not a network like 127.0.0.0/8"))?;
@@ -527,6 +545,19 @@ mod tests {
     }
 
     #[test]
+    fn loopback_is_exempt_by_default() {
+        let l = Limits::default();
+        for ip in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(l.exempt(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "192.0.2.1", "2001:db8::1", "::2"] {
+            assert!(!l.exempt(ip.parse().unwrap()), "{ip}");
+        }
+        let none = Limits { exempt_networks: Vec::new(), ..Limits::default() };
+        assert!(!none.exempt("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
     fn limit_errors_name_the_key() {
         let base = "hosts=['a']\n[[listen]]\nkind='c2s'\naddress='127.0.0.1:1'\n";
         for (extra, key) in [
@@ -535,6 +566,7 @@ mod tests {
             ("[limits]\noutbound_queue_bytes = 1000\n", "limits.outbound_queue_bytes"),
             ("[limits]\nsession_limit = 'bogus'\n", "session_limit"),
             ("[auth]\nban_secs = 0\n", "auth.ban_secs"),
+            ("[limits]\nexempt_networks = ['127.0.0.1/99']\n", "limits.exempt_networks"),
         ] {
             let e = Config::parse(&format!("{base}{extra}"), "t").unwrap_err().to_string();
             assert!(e.contains(key), "{extra}: {e}");

@@ -219,7 +219,10 @@ async fn accept_loop(kind: ListenKind, listener: TcpListener, shared: Arc<Shared
         // The client is told why; the log also names the setting.
         let refused = if n >= limits.max_connections {
             Some(("too many connections", "limits.max_connections", limits.max_connections))
-        } else if !shared.guard.connect(peer.ip(), limits.max_connections_per_ip) {
+        } else if !shared
+            .guard
+            .connect(peer.ip(), if limits.exempt(peer.ip()) { 0 } else { limits.max_connections_per_ip })
+        {
             Some((
                 "too many connections from your address",
                 "limits.max_connections_per_ip",

@@ -21,7 +21,7 @@ fn plain_auth(user: &str, pass: &str) -> String {
 /// <resource-constraint/>; other addresses are not affected.
 #[tokio::test]
 async fn per_address_connection_limit() {
-    let srv = start_server_with("[limits]\nmax_connections_per_ip = 3\n").await;
+    let srv = start_server_with("[limits]\nmax_connections_per_ip = 3\nexempt_networks = []\n").await;
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut c = TestClient::connect_from(srv.c2s, "127.0.0.2").await;
@@ -34,6 +34,47 @@ async fn per_address_connection_limit() {
     assert!(got.contains("too many connections from your address"), "{got}");
     assert_eq!(srv.shared.metrics.connections_refused_total.load(Ordering::Relaxed), 1);
     fresh_pair_chats(&srv, "c").await; // from 127.0.0.1
+    drop(held);
+    srv.stop().await;
+}
+
+/// `limits.exempt_networks` (loopback by default, where a local TLS
+/// terminator or gateway puts every client) skips the per-address limits:
+/// no connection limit and no ban there, while the account's own failures
+/// still count. Outside those networks the limits apply as before.
+#[tokio::test]
+async fn exempt_networks_skip_the_per_address_limits() {
+    let limits = "[limits]\nmax_connections_per_ip = 2\nmax_auth_failures = 10\n";
+    let auth = "[auth]\nmax_failures_per_ip = 2\nfailure_delay_ms = 0\n";
+    let srv = start_server_with(&format!("{limits}{auth}")).await;
+    srv.register("carol", "pc");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut c = TestClient::connect_from(srv.c2s, "127.0.0.2").await;
+        c.open().await;
+        held.push(c);
+    }
+    let (mut x, _) = TestClient::connect_starttls_from(srv.c2s, &srv.ca_path(), "127.0.0.2").await;
+    for _ in 0..3 {
+        x.send(&plain_auth("carol", "wrong")).await;
+        assert!(x.expect("</failure>").await.contains("<not-authorized/>"));
+    }
+    assert_eq!(srv.shared.metrics.bans_total.load(Ordering::Relaxed), 0);
+    x.scram("SCRAM-SHA-256", "carol", "pc").await.unwrap();
+    assert_eq!(srv.shared.metrics.connections_refused_total.load(Ordering::Relaxed), 0);
+    drop((held, x));
+    srv.stop().await;
+
+    // The same limits with another exempt network: 127.0.0.2 is limited.
+    let srv = start_server_with(&format!("{limits}exempt_networks = [\"10.0.0.0/8\"]\n{auth}")).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TestClient::connect_from(srv.c2s, "127.0.0.2").await;
+        c.open().await;
+        held.push(c);
+    }
+    let got = TestClient::connect_from(srv.c2s, "127.0.0.2").await.expect_closed().await;
+    assert!(got.contains("too many connections from your address"), "{got}");
     drop(held);
     srv.stop().await;
 }
@@ -70,7 +111,7 @@ async fn total_connection_limit() {
 /// would be unreadable to the TLS client (see `server::accept_loop`).
 #[tokio::test]
 async fn direct_tls_over_the_limit_is_closed() {
-    let srv = start_server_with("[limits]\nmax_connections_per_ip = 2\n").await;
+    let srv = start_server_with("[limits]\nmax_connections_per_ip = 2\nexempt_networks = []\n").await;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut c = TestClient::connect_from(srv.c2s, "127.0.0.2").await;
@@ -231,7 +272,7 @@ async fn malformed_sasl_gets_failures() {
 #[tokio::test]
 async fn failures_are_delayed_then_the_address_is_banned() {
     let srv = start_server_with(
-        "[limits]\nmax_auth_failures = 10\n[auth]\nmax_failures_per_ip = 4\nban_secs = 60\nfailure_delay_ms = 150\n",
+        "[limits]\nmax_auth_failures = 10\nexempt_networks = []\n[auth]\nmax_failures_per_ip = 4\nban_secs = 60\nfailure_delay_ms = 150\n",
     )
     .await;
     srv.register("bob", "pb");

@@ -27,7 +27,7 @@ async fn refused_connection_log_names_the_setting() {
     let out = Captured::default();
     let writer = out.clone();
     tracing_subscriber::fmt().json().with_writer(move || writer.clone()).init();
-    let srv = start_server_with("[limits]\nmax_connections_per_ip = 1\n").await;
+    let srv = start_server_with("[limits]\nmax_connections_per_ip = 1\nexempt_networks = []\n").await;
     let mut held = TestClient::connect_from(srv.c2s, "127.0.0.3").await;
     held.open().await;
     let mut over = TestClient::connect_from(srv.c2s, "127.0.0.3").await;

@@ -423,6 +423,11 @@ async fn inband_registration() {
         assert_eq!(reg(&srv, "10.7.7.8", &set(&format!("two{i}"), "secret99")), "<iq id='s' type='result'/>");
     }
     assert!(reg(&srv, "10.7.7.8", &set("two2", "secret99")).contains("<resource-constraint "));
+    // Loopback is in limits.exempt_networks by default (a local gateway
+    // puts every client there): no per-address limit.
+    for i in 0..3 {
+        assert_eq!(reg(&srv, "127.0.0.1", &set(&format!("local{i}"), "secret99")), "<iq id='s' type='result'/>");
+    }
     srv.stop().await;
 }
 

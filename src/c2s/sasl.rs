@@ -18,6 +18,9 @@ impl Conn {
     /// `<policy-violation/>` with a text saying so, like ejabberd's
     /// mod_fail2ban.
     pub(super) fn check_ban(&self) -> Result<(), Exit> {
+        if self.shared.config().limits.exempt(self.peer.ip()) {
+            return Ok(());
+        }
         let Some(left) = self.shared.guard.banned(self.peer.ip(), Instant::now()) else { return Ok(()) };
         Metrics::inc(&self.shared.metrics.banned_streams_total);
         let secs = left.as_secs().max(1);
@@ -119,7 +122,8 @@ impl Conn {
         Metrics::inc(&self.shared.metrics.auth_failures_total);
         let config = self.shared.config();
         let auth = &config.auth;
-        let o = self.shared.guard.failure(auth, self.peer.ip(), account, Instant::now());
+        let ip = Some(self.peer.ip()).filter(|&ip| !config.limits.exempt(ip));
+        let o = self.shared.guard.failure(auth, ip, account, Instant::now());
         tracing::info!(
             conn = self.id,
             peer = %self.peer,

@@ -10,7 +10,8 @@
 //!   when `registration.enabled` and the peer is in
 //!   `registration.allow_from` (when that list is non-empty), at most
 //!   `registration.max_per_ip` accounts per IP address per
-//!   `registration.ip_window_secs` (5 per 60 s unless configured).
+//!   `registration.ip_window_secs` (5 per 60 s unless configured; none
+//!   for addresses in `limits.exempt_networks`, loopback by default).
 
 use super::{to_server, Ctx, IqAnswer, IqRequest, Module};
 use crate::config::{cidr_contains, parse_cidr};
@@ -337,6 +338,9 @@ fn limiter_check(shared: &Shared, peer: IpAddr, host: &str) -> bool {
     let l = LIMITER.get_or_init(|| Mutex::new(RateLimiter::new()));
     let config = shared.config();
     let r = config.registration_for(host);
+    if config.limits.exempt(peer) {
+        return true;
+    }
     let (limit, window) = (r.max_per_ip, Duration::from_secs(r.ip_window_secs.max(1)));
     // An IPv4-mapped IPv6 address counts as the IPv4 address.
     let peer = match peer {
