@@ -52,10 +52,19 @@ fn main() {
     let pid = |i: usize| a.get(i).and_then(|p| p.parse::<u32>().ok());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     match arg(0) {
-        "relay-serve" => rt.block_on(relay_serve(arg(1), a.get(2))),
-        "relay-load" => rt.block_on(relay_load(arg(1), num(2) as u32, num(3), num(4), pid(5), a.get(6))),
-        "tls-serve" => rt.block_on(tls_serve(arg(1), arg(2))),
-        "tls-load" => rt.block_on(tls_load(arg(1), arg(2), num(3) as usize, num(4) as usize, pid(5))),
+        "relay-serve" => {
+            let tls = a.get(2).map(|c| acceptor(c));
+            rt.block_on(async { relay_serve(TcpListener::bind(arg(1)).await.unwrap(), tls).await })
+        }
+        "relay-load" => {
+            let cert = a.get(6).map(String::as_str);
+            println!("{}", rt.block_on(relay_load(arg(1), num(2) as u32, num(3), num(4), pid(5), cert)).line)
+        }
+        "tls-serve" => {
+            let tls = acceptor(arg(2));
+            rt.block_on(async { tls_serve(TcpListener::bind(arg(1)).await.unwrap(), tls).await })
+        }
+        "tls-load" => println!("{}", rt.block_on(tls_load(arg(1), arg(2), num(3) as usize, num(4) as usize, pid(5)))),
         _ => usage(),
     }
 }
@@ -76,7 +85,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// A fresh ECDSA P-256 certificate for `localhost`, written (DER) to `path`.
-fn acceptor(path: &str) -> tokio_rustls::TlsAcceptor {
+pub fn acceptor(path: &str) -> tokio_rustls::TlsAcceptor {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
     std::fs::write(path, cert.der()).unwrap();
@@ -173,9 +182,9 @@ fn per(a: (Option<f64>, Option<f64>), b: (Option<f64>, Option<f64>), ops: u64, u
 
 type Table = Arc<DashMap<u32, mpsc::UnboundedSender<Vec<u8>>>>;
 
-async fn relay_serve(addr: &str, cert: Option<&String>) {
-    let tls = cert.map(|c| acceptor(c));
-    let listener = TcpListener::bind(addr).await.unwrap();
+/// Relays frames between the connections `listener` accepts, over TLS
+/// with `tls`; runs until the process ends.
+pub async fn relay_serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
     let table: Table = Arc::default();
     loop {
         let (tcp, _) = listener.accept().await.unwrap();
@@ -239,9 +248,18 @@ struct Stats {
     latencies: Mutex<Vec<u32>>,
 }
 
-async fn relay_load(addr: &str, n: u32, rate: f64, secs: f64, server: Option<u32>, cert: Option<&String>) {
+/// What a relay run did; `line` is the report.
+pub struct RelayRun {
+    pub sent: u64,
+    pub delivered: u64,
+    pub line: String,
+}
+
+/// Opens `n` connections (over TLS when `cert` names the server's
+/// certificate file) and relays frames among them at `rate` for `secs`.
+pub async fn relay_load(addr: &str, n: u32, rate: f64, secs: f64, server: Option<u32>, cert: Option<&str>) -> RelayRun {
     let stats = Arc::new(Stats { start: Instant::now(), delivered: AtomicU64::new(0), latencies: Mutex::default() });
-    let tls = cert.map(|c| connector(c));
+    let tls = cert.map(connector);
     let mut senders = Vec::with_capacity(n as usize);
     for id in 0..n {
         let tcp = TcpStream::connect(addr).await.unwrap();
@@ -295,7 +313,7 @@ async fn relay_load(addr: &str, n: u32, rate: f64, secs: f64, server: Option<u32
     l.sort_unstable();
     let q =
         |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).map_or(0.0, |&v| v as f64 / 1e3);
-    println!(
+    let line = format!(
         "users {n} rate {rate} tls {} sent {sent} queue_full {full} delivered {} p50_ms {:.3} p99_ms {:.3} p999_ms {:.3} cpu_s_per_100k(server,client) {}",
         tls.is_some(),
         l.len(),
@@ -304,6 +322,7 @@ async fn relay_load(addr: &str, n: u32, rate: f64, secs: f64, server: Option<u32
         q(0.999),
         per(c0, c1, sent, 100_000.0)
     );
+    RelayRun { sent, delivered: l.len() as u64, line }
 }
 
 /// One client connection: sends the frames the pacer hands it, and
@@ -343,9 +362,9 @@ async fn client(mut s: impl Io, id: u32, mut rx: mpsc::Receiver<(u32, u64)>, sta
     }
 }
 
-async fn tls_serve(addr: &str, cert: &str) {
-    let acceptor = acceptor(cert);
-    let listener = TcpListener::bind(addr).await.unwrap();
+/// Does a TLS handshake on each connection `listener` accepts, reads a
+/// byte and closes; runs until the process ends.
+pub async fn tls_serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
     loop {
         let (tcp, _) = listener.accept().await.unwrap();
         let _ = tcp.set_nodelay(true);
@@ -358,14 +377,15 @@ async fn tls_serve(addr: &str, cert: &str) {
     }
 }
 
-async fn tls_load(addr: &str, cert: &str, count: usize, conc: usize, server: Option<u32>) {
+/// `count` handshakes, `conc` at a time; returns the report.
+pub async fn tls_load(addr: &str, cert: &str, count: usize, conc: usize, server: Option<u32>) -> String {
     let connector = connector(cert);
     let c0 = cpus(server);
     let t = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
+    let (next, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..conc {
-        let (connector, next, addr) = (connector.clone(), next.clone(), addr.to_string());
+        let (connector, next, done, addr) = (connector.clone(), next.clone(), done.clone(), addr.to_string());
         tasks.spawn(async move {
             while next.fetch_add(1, Relaxed) < count {
                 let tcp = TcpStream::connect(&addr).await.unwrap();
@@ -373,14 +393,16 @@ async fn tls_load(addr: &str, cert: &str, count: usize, conc: usize, server: Opt
                 let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
                 tls.write_all(b"x").await.unwrap();
                 let _ = tls.shutdown().await;
+                done.fetch_add(1, Relaxed);
             }
         });
     }
     while tasks.join_next().await.is_some() {}
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "handshakes {count} per_s {:.0} cpu_ms_each(server,client) {}",
+    format!(
+        "handshakes {} of {count} per_s {:.0} cpu_ms_each(server,client) {}",
+        done.load(Relaxed),
         count as f64 / secs,
         per(c0, cpus(server), count as u64, 1000.0)
-    );
+    )
 }
