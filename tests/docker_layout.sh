@@ -230,6 +230,9 @@ try:
     ports = {a.rsplit(":", 1)[1] for a in listen.values() if a}
     out(ports <= exposed, f"every port the docker config listens on is EXPOSEd ({sorted(ports)})")
     out(cfg.get("hosts") == ["localhost"], f"docker config hosts = ['localhost'] (found {cfg.get('hosts')})")
+    exempt = cfg.get("limits", {}).get("exempt_networks", [])
+    out("172.16.0.0/12" in exempt and "127.0.0.0/8" in exempt,
+        f"docker config exempts loopback and the Docker bridge range from per-address limits (found {exempt})")
 except Exception as e:  # noqa: BLE001
     out(False, f"config/xmppd.docker.toml is valid TOML: {e}")
 
