@@ -138,10 +138,10 @@ impl Router {
     /// JID), which the caller closes with `<conflict/>` (RFC 6120 §7.7.2.2).
     pub fn bind(&self, h: Arc<SessionHandle>) -> Option<Arc<SessionHandle>> {
         let mut list = self.table.entry(h.jid.to_bare().to_string()).or_default();
-        // XEP-0280: one carbons count per account, shared by its sessions
-        // (taken before a replaced session leaves the list, which keeps
-        // counting in it until its own unbind).
-        h.join_account(list.iter().find_map(|s| s.account_carbons()).unwrap_or_default());
+        // One shared state per account (the XEP-0280 carbons count, the
+        // XEP-0153 avatar hash), taken before a replaced session leaves the
+        // list (it keeps counting in it until its own unbind).
+        h.join_account(list.iter().find_map(|s| s.account()).unwrap_or_default());
         let old = list.iter().position(|s| s.jid == h.jid).map(|i| list.swap_remove(i));
         list.push(h);
         old

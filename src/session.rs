@@ -119,6 +119,32 @@ pub struct CloseReason {
     pub text: Option<String>,
 }
 
+/// State shared by an account's bound sessions, created by the first
+/// (`Router::bind`) and gone with the last.
+#[derive(Debug, Default)]
+pub struct Account {
+    /// How many of them enabled carbons: a sent message needs no look-up of
+    /// the account's other sessions while it shows none (XEP-0280 §7).
+    carbons: AtomicUsize,
+    /// XEP-0153: the stored avatar hash, as `vcard::session_avatar_hash` last read
+    /// or set it, and when; every available presence needs it.
+    avatar: Mutex<Option<(Option<Box<str>>, std::time::Instant)>>,
+}
+
+impl Account {
+    /// The avatar hash cached less than `max_age` ago.
+    pub fn avatar(&self, max_age: std::time::Duration) -> Option<Option<String>> {
+        let a = self.avatar.lock().unwrap_or_else(|e| e.into_inner());
+        a.as_ref().filter(|(_, at)| at.elapsed() < max_age).map(|(h, _)| h.as_deref().map(str::to_owned))
+    }
+
+    /// Cache the avatar hash just read or stored.
+    pub fn set_avatar(&self, hash: Option<&str>) {
+        *self.avatar.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((hash.map(Into::into), std::time::Instant::now()));
+    }
+}
+
 /// A bound session as the router sees it.
 #[derive(Debug)]
 pub struct SessionHandle {
@@ -142,10 +168,8 @@ pub struct SessionHandle {
     interested: AtomicBool,
     /// XEP-0280: message carbons enabled.
     carbons: AtomicBool,
-    /// How many of the account's bound sessions enabled carbons, shared by
-    /// them (set by `Router::bind`): a sent message needs no look-up of the
-    /// account's other sessions while it shows none (§7).
-    account_carbons: OnceLock<Arc<AtomicUsize>>,
+    /// State shared by the account's bound sessions (set by `Router::bind`).
+    account: OnceLock<Arc<Account>>,
     /// The last broadcast available presence, stamped, without `to`
     /// (answers probes, RFC 6121 §4.3.2).
     last_presence: Mutex<Option<Bytes>>,
@@ -176,7 +200,7 @@ impl SessionHandle {
             priority: AtomicI8::new(0),
             interested: AtomicBool::new(false),
             carbons: AtomicBool::new(false),
-            account_carbons: OnceLock::new(),
+            account: OnceLock::new(),
             last_presence: Mutex::new(None),
             close: Mutex::new(None),
             offline_poke: AtomicBool::new(false),
@@ -228,36 +252,36 @@ impl SessionHandle {
     /// is unbound, so that the account's count stays right).
     pub fn set_carbons(&self, on: bool) {
         if self.carbons.swap(on, Ordering::Relaxed) != on {
-            if let Some(n) = self.account_carbons.get() {
+            if let Some(a) = self.account.get() {
                 if on {
-                    n.fetch_add(1, Ordering::Relaxed);
+                    a.carbons.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    n.fetch_sub(1, Ordering::Relaxed);
+                    a.carbons.fetch_sub(1, Ordering::Relaxed);
                 }
             }
         }
     }
 
-    /// Share the account's carbons count (`Router::bind`), counting this
-    /// session in if it already enabled them. The first call wins.
-    pub(crate) fn join_account(&self, count: Arc<AtomicUsize>) {
-        if self.account_carbons.set(count).is_ok() && self.carbons() {
-            if let Some(n) = self.account_carbons.get() {
-                n.fetch_add(1, Ordering::Relaxed);
+    /// Share the account's state (`Router::bind`), counting this session
+    /// in its carbons count if it already enabled them. The first call wins.
+    pub(crate) fn join_account(&self, account: Arc<Account>) {
+        if self.account.set(account).is_ok() && self.carbons() {
+            if let Some(a) = self.account.get() {
+                a.carbons.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// The account's carbons count, for the next session bound to it.
-    pub(crate) fn account_carbons(&self) -> Option<Arc<AtomicUsize>> {
-        self.account_carbons.get().cloned()
+    /// The account's shared state, for the next session bound to it.
+    pub fn account(&self) -> Option<Arc<Account>> {
+        self.account.get().cloned()
     }
 
     /// Whether another session of the account may have enabled carbons
     /// (XEP-0280 §7): false only when the account's count says none has.
     pub fn others_may_have_carbons(&self) -> bool {
-        match self.account_carbons.get() {
-            Some(n) => n.load(Ordering::Relaxed) > usize::from(self.carbons()),
+        match self.account.get() {
+            Some(a) => a.carbons.load(Ordering::Relaxed) > usize::from(self.carbons()),
             None => true,
         }
     }

@@ -325,10 +325,24 @@ async fn avatar_hash_in_presence() {
     a.send("<presence/>").await;
     let p = watcher.expect("</presence>").await;
     // sha1("hello")
-    assert!(
-        p.contains("<x xmlns='vcard-temp:x:update'><photo>aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d</photo></x>"),
-        "{p}"
-    );
+    let hello = "<x xmlns='vcard-temp:x:update'><photo>aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d</photo></x>";
+    assert!(p.contains(hello), "{p}");
+    // The hash is cached per account (its sessions share it): the watcher,
+    // whose own presence went out before the vCard existed, now carries it.
+    watcher.send("<presence><show>away</show></presence>").await;
+    a.expect("<show>away</show>").await;
+    let p = a.expect("</presence>").await;
+    assert!(p.contains(hello), "{p}");
+    // A new vCard from the other resource replaces the cached hash at once.
+    watcher
+        .send("<iq type='set' id='v2'><vCard xmlns='vcard-temp'><PHOTO><BINVAL>aGk=</BINVAL></PHOTO></vCard></iq>")
+        .await;
+    assert!(watcher.expect("id='v2'").await.contains("result"));
+    a.send("<presence><show>dnd</show></presence>").await;
+    watcher.expect("<show>dnd</show>").await;
+    let p = watcher.expect("</presence>").await;
+    // sha1("hi")
+    assert!(p.contains("<photo>c22b5f9178342609428d6f51b2c5af4c0bde6a42</photo>"), "{p}");
 }
 
 /// RFC 6121 §8.5.2.1.3: an iq to another local account's bare JID is

@@ -239,8 +239,8 @@ impl Conn {
         if el.elements().any(|c| c.ns == UPDATE) {
             return stamped;
         }
-        let Some(jid) = self.session.as_ref().map(|s| s.jid.clone()) else { return stamped };
-        match crate::modules::vcard::avatar_hash(&self.shared, jid.node().unwrap_or(""), jid.domain()) {
+        let Some(session) = self.session.as_ref() else { return stamped };
+        match crate::modules::vcard::session_avatar_hash(&self.shared, session) {
             Some(hash) => {
                 let x = crate::modules::vcard::update_element(&hash);
                 let mut out = String::new();

@@ -14,10 +14,12 @@
 use super::{to_server, Ctx, IqAnswer, IqRequest, Module};
 use crate::jid::Jid;
 use crate::server::Shared;
+use crate::session::SessionHandle;
 use crate::stanza::StanzaError;
 use crate::xml::{ns, Element};
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
+use std::time::Duration;
 
 /// The `vcard-temp` namespace (XEP-0054 §5).
 pub const NS: &str = "vcard-temp";
@@ -53,7 +55,7 @@ impl Module for VCard {
                 Ok(Some(load(ctx.shared, user, me.domain())?.unwrap_or_else(|| Element::new("vCard", NS))))
             }
             // §3.2: publish or replace one's own vCard.
-            (true, true) => set_own(ctx.shared, user, me.domain(), req.payload).map(|_| None),
+            (true, true) => set_own(ctx.shared, &me, req.payload).map(|_| None),
             // §3.2: a set to any JID other than one's own bare JID is
             // forbidden (or not-allowed).
             (false, true) => Err(StanzaError::Forbidden),
@@ -98,7 +100,8 @@ fn load(shared: &Shared, user: &str, host: &str) -> Result<Option<Element>, Stan
     }
 }
 
-fn set_own(shared: &Shared, user: &str, host: &str, vcard: &Element) -> Result<(), StanzaError> {
+fn set_own(shared: &Shared, me: &Jid, vcard: &Element) -> Result<(), StanzaError> {
+    let (user, host) = (me.node().unwrap_or_default(), me.domain());
     let serialised = serialise(vcard)?;
     let hash = photo_hash(vcard);
     // An empty vCard is a deletion: nothing stored, reads answer as for none.
@@ -108,7 +111,12 @@ fn set_own(shared: &Shared, user: &str, host: &str, vcard: &Element) -> Result<(
         StanzaError::InternalServerError
     };
     shared.store.set_data(user, host, KEY, value).map_err(fail)?;
-    shared.store.set_data(user, host, HASH_KEY, Some(&hash)).map_err(fail)
+    shared.store.set_data(user, host, HASH_KEY, Some(&hash)).map_err(fail)?;
+    // The account's sessions stamp the new hash on their next presence.
+    if let Some(a) = shared.router.sessions_of(me).iter().find_map(|s| s.account()) {
+        a.set_avatar(Some(&hash));
+    }
+    Ok(())
 }
 
 /// The vCard as stored: size-checked, and re-parsed so that what is stored
@@ -155,6 +163,35 @@ pub fn photo_hash(vcard: &Element) -> String {
 pub fn avatar_hash(shared: &Shared, user: &str, host: &str) -> Option<String> {
     match shared.store.get_data(user, host, HASH_KEY) {
         Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, user, host, "loading avatar hash");
+            None
+        }
+    }
+}
+
+/// How long a session's cached avatar hash is trusted. Stores through this
+/// server update the cache at once; this bounds how stale it can be after
+/// a write from outside the process (`xmppd ctl import` on the store file).
+const AVATAR_TTL: Duration = Duration::from_secs(60);
+
+/// [`avatar_hash`] for a bound session: cached in the state its account's
+/// sessions share, since every available presence it broadcasts needs it
+/// (a store read each time cost ~2% of a login's CPU, and more per presence
+/// change). A store failure is not cached.
+pub fn session_avatar_hash(shared: &Shared, s: &SessionHandle) -> Option<String> {
+    let account = s.account();
+    if let Some(hit) = account.as_ref().and_then(|a| a.avatar(AVATAR_TTL)) {
+        return hit;
+    }
+    let (user, host) = (s.jid.node().unwrap_or(""), s.jid.domain());
+    match shared.store.get_data(user, host, HASH_KEY) {
+        Ok(v) => {
+            if let Some(a) = account {
+                a.set_avatar(v.as_deref());
+            }
+            v
+        }
         Err(e) => {
             tracing::warn!(error = %e, user, host, "loading avatar hash");
             None
