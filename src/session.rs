@@ -5,9 +5,10 @@
 use crate::jid::Jid;
 use crate::metrics::Metrics;
 use crate::stanza::StreamError;
+use crate::storage::RosterItem;
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -129,6 +130,12 @@ pub struct Account {
     /// XEP-0153: the stored avatar hash, as `vcard::session_avatar_hash` last read
     /// or set it, and when; every available presence needs it.
     avatar: Mutex<Option<(Option<Box<str>>, std::time::Instant)>>,
+    /// The roster as last read for a presence broadcast or a roster get
+    /// (`im::presence::roster_of`), and when; every broadcast needs it.
+    roster: Mutex<Option<(Arc<Vec<RosterItem>>, std::time::Instant)>>,
+    /// Bumped (under `roster`'s lock) by every roster write: a read that
+    /// started before a write must not cache what it read.
+    roster_gen: AtomicU64,
 }
 
 impl Account {
@@ -142,6 +149,33 @@ impl Account {
     pub fn set_avatar(&self, hash: Option<&str>) {
         *self.avatar.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((hash.map(Into::into), std::time::Instant::now()));
+    }
+
+    /// The roster cached less than `max_age` ago.
+    pub fn roster(&self, max_age: std::time::Duration) -> Option<Arc<Vec<RosterItem>>> {
+        let r = self.roster.lock().unwrap_or_else(|e| e.into_inner());
+        r.as_ref().filter(|(_, at)| at.elapsed() < max_age).map(|(items, _)| items.clone())
+    }
+
+    /// The roster generation, to pass to [`Account::set_roster`] with what
+    /// a store read begun after this call returned.
+    pub fn roster_gen(&self) -> u64 {
+        self.roster_gen.load(Ordering::Acquire)
+    }
+
+    /// Cache a roster read, unless a write came since `gen` was taken.
+    pub fn set_roster(&self, gen: u64, items: Arc<Vec<RosterItem>>) {
+        let mut r = self.roster.lock().unwrap_or_else(|e| e.into_inner());
+        if self.roster_gen.load(Ordering::Acquire) == gen {
+            *r = Some((items, std::time::Instant::now()));
+        }
+    }
+
+    /// The roster changed in the store: drop the cached copy.
+    pub fn forget_roster(&self) {
+        let mut r = self.roster.lock().unwrap_or_else(|e| e.into_inner());
+        self.roster_gen.fetch_add(1, Ordering::AcqRel);
+        *r = None;
     }
 }
 

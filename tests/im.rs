@@ -95,6 +95,35 @@ async fn subscription_handshake_to_both() {
     assert!(p.contains("from='juliet@localhost/balcony'"), "{p}");
 }
 
+/// RFC 6121 §4.4.2: an update goes to the subscribers the roster has now.
+/// Broadcasts read the roster through a per-account cache that every
+/// roster write drops: a subscription approved after the initial presence
+/// gets the next update, and a cancelled one stops it (§3.2).
+#[tokio::test]
+async fn presence_follows_subscription_changes() {
+    let srv = start_server().await;
+    srv.register("romeo", "pr");
+    srv.register("juliet", "pj");
+    let mut r = TestClient::online(&srv, "romeo", "pr", "orchard", 0).await;
+    // Juliet's initial presence reads (and caches) her empty roster.
+    let mut j = TestClient::online(&srv, "juliet", "pj", "balcony", 0).await;
+    r.send("<presence to='juliet@localhost' type='subscribe'/>").await;
+    j.expect_stanza("type='subscribe'").await;
+    j.send("<presence to='romeo@localhost' type='subscribed'/>").await;
+    r.expect_stanza("type='subscribed'").await;
+    j.send("<presence><show>away</show></presence>").await;
+    let p = r.expect_stanza("<show>away</show>").await;
+    assert!(p.contains("from='juliet@localhost/balcony'"), "{p}");
+    // Juliet cancels Romeo's subscription: her next update does not reach him.
+    j.send("<presence to='romeo@localhost' type='unsubscribed'/>").await;
+    r.expect_stanza("type='unsubscribed'").await;
+    j.send("<presence><show>dnd</show></presence>").await;
+    j.send("<iq type='get' id='sync2'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    j.expect("id='sync2'").await;
+    let got = r.drain(Duration::from_millis(300)).await;
+    assert!(!got.contains("<show>dnd</show>"), "{got}");
+}
+
 /// RFC 6121 §3.1.3: a request to an offline user is stored and delivered
 /// at the next login; §4.3: probes answer with contacts' presence at login.
 #[tokio::test]

@@ -6,10 +6,11 @@ use super::{presence_xml, send_presence};
 use crate::jid::Jid;
 use crate::server::Shared;
 use crate::session::SessionHandle;
-use crate::storage::RosterItem;
+use crate::storage::{RosterItem, StoreError};
 use crate::xml::{ns, StanzaHead};
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `bytes` (a stamped presence) addressed to `to`.
 pub(crate) fn addressed(bytes: &[u8], to: &str) -> Bytes {
@@ -22,13 +23,48 @@ pub(crate) fn addressed(bytes: &[u8], to: &str) -> Bytes {
     }
 }
 
-fn roster(shared: &Shared, owner: &Jid) -> Vec<RosterItem> {
-    match shared.store.roster(owner.node().unwrap_or(""), owner.domain()) {
+/// How long a cached roster is trusted. Every roster write through this
+/// server drops the cached copy at once ([`forget_roster`]); this bounds how
+/// stale it can be after a write from outside the process (`xmppd ctl
+/// import` on the store file).
+const ROSTER_TTL: Duration = Duration::from_secs(60);
+
+/// `session`'s roster for a presence broadcast: cached in the state its
+/// account's sessions share, since every broadcast needs it (a store read
+/// each time was a transaction of two statements per presence change). A
+/// store failure is logged, answered with an empty roster, and not cached.
+fn roster_of(shared: &Shared, session: &SessionHandle) -> Arc<Vec<RosterItem>> {
+    if let Some(hit) = session.account().and_then(|a| a.roster(ROSTER_TTL)) {
+        return hit;
+    }
+    match read_roster(shared, session) {
         Ok((_, items)) => items,
         Err(e) => {
-            tracing::error!(error = %e, owner = %owner, "reading roster");
-            Vec::new()
+            tracing::error!(error = %e, owner = %session.jid.to_bare(), "reading roster");
+            Arc::default()
         }
+    }
+}
+
+/// Read `session`'s roster (version and items) from the store, and cache
+/// the items for its account's presence broadcasts (the roster get at login
+/// fills the cache for the initial presence that follows).
+pub(crate) fn read_roster(shared: &Shared, session: &SessionHandle) -> Result<(u64, Arc<Vec<RosterItem>>), StoreError> {
+    let account = session.account();
+    let gen = account.as_ref().map(|a| a.roster_gen());
+    let (ver, items) = shared.store.roster(session.jid.node().unwrap_or(""), session.jid.domain())?;
+    let items = Arc::new(items);
+    if let (Some(a), Some(g)) = (account, gen) {
+        a.set_roster(g, items.clone());
+    }
+    Ok((ver, items))
+}
+
+/// `owner`'s roster changed in the store (every write goes through here
+/// after it is made): its sessions' cached copy is dropped.
+pub fn forget_roster(shared: &Shared, owner: &Jid) {
+    if let Some(a) = shared.router.sessions_of(owner).iter().find_map(|s| s.account()) {
+        a.forget_roster();
     }
 }
 
@@ -45,7 +81,7 @@ pub fn broadcast_available(shared: &Shared, session: &Arc<SessionHandle>, stampe
     session.set_last_presence(Some(stamped.clone()));
     session.set_presence(true, priority);
     let me = session.jid.to_bare();
-    let items = roster(shared, &me);
+    let items = roster_of(shared, session);
     // §4.2.2 / §4.4.2: to every contact with a subscription `from` or `both`.
     for it in items.iter().filter(|i| i.subscription.has_from()) {
         if let Some(c) = parse_bare(&it.jid) {
@@ -112,7 +148,7 @@ pub fn broadcast_unavailable(shared: &Shared, session: &Arc<SessionHandle>, stam
     });
     let me = session.jid.to_bare();
     if was {
-        for it in roster(shared, &me).iter().filter(|i| i.subscription.has_from()) {
+        for it in roster_of(shared, session).iter().filter(|i| i.subscription.has_from()) {
             if let Some(c) = parse_bare(&it.jid) {
                 send_presence(shared, &c, addressed(&bytes, &it.jid));
             }

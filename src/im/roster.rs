@@ -70,7 +70,7 @@ pub fn handle(ctx: &Ctx<'_>, set: bool, query: &Element) -> IqAnswer {
     let (user, host) = (owner.node().unwrap_or(""), owner.domain());
     if !set {
         ctx.session.set_interested();
-        let (ver, items) = ctx.shared.store.roster(user, host).map_err(store_err)?;
+        let (ver, items) = super::presence::read_roster(ctx.shared, ctx.session).map_err(store_err)?;
         // §2.6.3: an unchanged version gets an empty result; changes would
         // come as pushes, and there are none since that version.
         if query.attr("ver") == Some(ver.to_string().as_str()) {
@@ -124,7 +124,9 @@ pub fn handle(ctx: &Ctx<'_>, set: bool, query: &Element) -> IqAnswer {
     it.name = name;
     it.groups = groups;
     it.visible = true;
-    let ver = store.put_roster_item(user, host, &it).map_err(store_err)?;
+    let ver = store.put_roster_item(user, host, &it);
+    super::presence::forget_roster(ctx.shared, &owner);
+    let ver = ver.map_err(store_err)?;
     push_item(ctx.shared, &owner, Some(&it), &it.jid, ver);
     Ok(None)
 }
@@ -135,7 +137,9 @@ fn remove(shared: &Shared, owner: &Jid, jid: &Jid) -> IqAnswer {
     let Some(item) = shared.store.roster_item(user, host, &jid.to_string()).map_err(store_err)? else {
         return Err(StanzaError::ItemNotFound);
     };
-    let ver = shared.store.remove_roster_item(user, host, &item.jid).map_err(store_err)?;
+    let ver = shared.store.remove_roster_item(user, host, &item.jid);
+    super::presence::forget_roster(shared, owner);
+    let ver = ver.map_err(store_err)?;
     push_item(shared, owner, None, &item.jid, ver);
     let me = owner.to_string();
     let cancel = item.subscription.has_from() || item.pending_in;

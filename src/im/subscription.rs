@@ -52,6 +52,7 @@ fn save(shared: &Shared, owner: &Jid, item: &RosterItem) {
     } else {
         shared.store.put_roster_item(user, host, item)
     };
+    super::presence::forget_roster(shared, owner);
     match r {
         Ok(ver) if item.visible => push_item(shared, owner, Some(item), &item.jid, ver),
         Ok(_) => {}
