@@ -55,6 +55,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Drop what is cached for account `bare` (its blocklist, its sessions'
+    /// roster): call when the account is removed, so that a new account of
+    /// the same name starts clean.
+    pub fn forget_account(&self, bare: &crate::jid::Jid) {
+        self.blocklists.forget(bare);
+        crate::im::presence::forget_roster(self, bare);
+    }
+
     /// The configuration in force (cheap; hold it only briefly).
     pub fn config(&self) -> arc_swap::Guard<Arc<Config>> {
         self.config.load()

@@ -308,11 +308,21 @@ async fn accounts_and_sessions_through_the_daemon() {
     assert_eq!(ctl_async(&cfg, &["check_password", "alice", "localhost", "secret"]).await.code, 1);
     assert_eq!(ctl_async(&cfg, &["check_password", "alice", "localhost", "new"]).await.code, 0);
 
-    // unregister ends sessions too.
+    // unregister ends sessions too, and forgets what was cached for the
+    // account: a new account of the same name starts with no blocklist.
     let mut c = TestClient::login(&srv, "alice", "new", "tablet").await;
+    c.send("<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='eve@localhost'/></block></iq>").await;
+    assert!(c.expect("id='bl'").await.contains("type='result'"));
     assert_eq!(ok(&ctl_async(&cfg, &["unregister", "alice", "localhost"]).await), (0, ""));
     let got = c.expect_closed().await;
     assert!(got.contains(">account removed</text>"), "{got}");
+    srv.register("alice", "fresh");
+    let mut c = TestClient::login(&srv, "alice", "fresh", "tablet").await;
+    c.send("<iq type='get' id='bl2'><blocklist xmlns='urn:xmpp:blocking'/></iq>").await;
+    let got = c.expect_stanza("id='bl2'").await;
+    assert!(!got.contains("eve@localhost"), "{got}");
+    drop(c);
+    assert_eq!(ok(&ctl_async(&cfg, &["unregister", "alice", "localhost"]).await), (0, ""));
     assert_eq!(ctl_async(&cfg, &["check_account", "alice", "localhost"]).await.code, 1);
     assert_eq!(ok(&ctl_async(&cfg, &["connected_users_number"]).await), (0, "0\n"));
 

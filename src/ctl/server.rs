@@ -197,7 +197,10 @@ async fn execute(kind: u8, fields: Vec<String>, shared: &Arc<Shared>) -> (Outcom
             debug_assert_eq!(cmd.spec().kind, Kind::Account);
             let s = shared.clone();
             let out = blocking(move || {
+                // After unregister or change_password: the sessions end (and
+                // an unregistered account's caches go, see Shared::forget_account).
                 let end = |bare: &Jid, text: &str| {
+                    s.forget_account(bare);
                     let n = s.router.kick(bare, None, StreamError::NotAuthorized, Some(text));
                     if n > 0 {
                         tracing::info!(jid = %bare, sessions = n, reason = text, "sessions closed");

@@ -126,13 +126,10 @@ impl Admin {
                 }
                 for (u, h) in &accounts {
                     shared.store.remove_account(u, h).map_err(internal)?;
+                    let bare = Jid::new(Some(u), h, None);
+                    shared.forget_account(&bare);
                     // §4.2: the user's sessions end.
-                    shared.router.kick(
-                        &Jid::new(Some(u), h, None),
-                        None,
-                        StreamError::NotAuthorized,
-                        Some("account removed"),
-                    );
+                    shared.router.kick(&bare, None, StreamError::NotAuthorized, Some("account removed"));
                 }
                 done(format!(
                     "{} deleted",

@@ -105,8 +105,7 @@ fn cancel(shared: &Shared, me: &Jid, query: &Element) -> IqAnswer {
         }
     }
     tracing::info!(user, host = me.domain(), "account removed in-band");
-    shared.blocklists.forget(me);
-    crate::im::presence::forget_roster(shared, me);
+    shared.forget_account(me);
     shared.router.kick(me, None, StreamError::NotAuthorized, Some("account removed"));
     Ok(None)
 }
