@@ -6,7 +6,7 @@
 mod cidr;
 mod host;
 
-pub use cidr::{cidr_contains, parse_cidr};
+pub use cidr::{check_networks, in_networks};
 
 pub use host::{HostConfig, RegistrationOverride};
 use serde::Deserialize;
@@ -295,7 +295,7 @@ pub struct Limits {
 impl Limits {
     /// Whether the per-address limits skip `ip` (`exempt_networks`).
     pub fn exempt(&self, ip: std::net::IpAddr) -> bool {
-        self.exempt_networks.iter().filter_map(|n| parse_cidr(n)).any(|n| cidr_contains(n, ip))
+        in_networks(&self.exempt_networks, ip)
     }
 }
 
@@ -462,14 +462,8 @@ impl Config {
         if self.auth.scram_hashes.is_empty() {
             return Err("key `auth.scram_hashes`: must list at least one of \"sha-1\", \"sha-256\"".into());
         }
-        for net in &l.exempt_networks {
-            parse_cidr(net)
-                .ok_or_else(|| format!("key `limits.exempt_networks`: `{net}` is not a network like 127.0.0.0/8"))?;
-        }
-        for net in &self.registration.allow_from {
-            crate::config::parse_cidr(net)
-                .ok_or_else(|| format!("key `registration.allow_from`: `{net}` is not a network like 127.0.0.0/8"))?;
-        }
+        check_networks("limits.exempt_networks", &l.exempt_networks)?;
+        check_networks("registration.allow_from", &self.registration.allow_from)?;
         if self.im.max_roster_items == 0 {
             return Err("key `im.max_roster_items`: must be at least 1".into());
         }

@@ -13,6 +13,20 @@ pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
     (prefix <= max).then_some((addr, prefix))
 }
 
+/// Whether `ip` is inside any of `nets` (CIDR strings; ones that do not
+/// parse match nothing, and config validation refuses them).
+pub fn in_networks(nets: &[String], ip: std::net::IpAddr) -> bool {
+    nets.iter().filter_map(|n| parse_cidr(n)).any(|n| cidr_contains(n, ip))
+}
+
+/// Config validation: every entry of `key` is a network.
+pub fn check_networks<'a>(key: &str, nets: impl IntoIterator<Item = &'a String>) -> Result<(), String> {
+    for net in nets {
+        parse_cidr(net).ok_or_else(|| format!("key `{key}`: `{net}` is not a network like 127.0.0.0/8"))?;
+    }
+    Ok(())
+}
+
 /// Whether `ip` is inside the network `(net, prefix)`.
 pub fn cidr_contains(net: (std::net::IpAddr, u8), ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;

@@ -18,7 +18,7 @@
 //! top-level `[registration]`; a host without its own `cert`/`key` is served
 //! with `[tls]` (or the generated certificate).
 
-use super::{parse_cidr, Config, Registration};
+use super::{check_networks, Config, Registration};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -113,11 +113,7 @@ impl Config {
                     return Err(format!("key `{key}.admins`: `{a}` is not a bare JID like admin@{name}"));
                 }
             }
-            for net in h.registration.allow_from.iter().flatten() {
-                parse_cidr(net).ok_or_else(|| {
-                    format!("key `{key}.registration.allow_from`: `{net}` is not a network like 127.0.0.0/8")
-                })?;
-            }
+            check_networks(&format!("{key}.registration.allow_from"), h.registration.allow_from.iter().flatten())?;
         }
         Ok(())
     }

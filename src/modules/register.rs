@@ -14,7 +14,6 @@
 //!   for addresses in `limits.exempt_networks`, loopback by default).
 
 use super::{to_server, Ctx, IqAnswer, IqRequest, Module};
-use crate::config::{cidr_contains, parse_cidr};
 use crate::jid::{normalize_node, Jid};
 use crate::server::Shared;
 use crate::stanza::{StanzaError, StreamError};
@@ -191,9 +190,7 @@ pub fn validate_registration(query: &Element, min_len: usize) -> Result<(String,
 /// (`[registration]` with the `[host."DOMAIN".registration]` overrides).
 fn allowed(shared: &Shared, peer: IpAddr, host: &str) -> bool {
     let r = shared.config().registration_for(host);
-    r.enabled
-        && (r.allow_from.is_empty()
-            || r.allow_from.iter().filter_map(|n| parse_cidr(n)).any(|n| cidr_contains(n, peer)))
+    r.enabled && (r.allow_from.is_empty() || crate::config::in_networks(&r.allow_from, peer))
 }
 
 /// The §8 stream feature, `<register xmlns='http://jabber.org/features/iq-register'/>`,
