@@ -167,6 +167,11 @@ impl Router {
         })
     }
 
+    /// The state `bare`'s bound sessions share, if any is bound.
+    pub fn account(&self, bare: &Jid) -> Option<Arc<crate::session::Account>> {
+        self.with_sessions(bare, |l| l.iter().find_map(|s| s.account()))
+    }
+
     /// The sessions of an account.
     pub fn sessions_of(&self, bare: &Jid) -> Vec<Arc<SessionHandle>> {
         self.with_sessions(bare, |l| l.to_vec())

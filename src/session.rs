@@ -120,6 +120,58 @@ pub struct CloseReason {
     pub text: Option<String>,
 }
 
+/// A value cached from the store, with when it was read and a generation
+/// that every write bumps: a read begun before a write must not cache what
+/// it read ([`Cached::fill`]), while the write's own value may
+/// ([`Cached::set`]).
+#[derive(Debug)]
+pub struct Cached<T> {
+    value: Mutex<Option<(T, std::time::Instant)>>,
+    gen: AtomicU64,
+}
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Cached { value: Mutex::new(None), gen: AtomicU64::new(0) }
+    }
+}
+
+impl<T: Clone> Cached<T> {
+    /// The value cached less than `max_age` ago.
+    pub fn get(&self, max_age: std::time::Duration) -> Option<T> {
+        let v = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        v.as_ref().filter(|(_, at)| at.elapsed() < max_age).map(|(v, _)| v.clone())
+    }
+
+    /// The generation, to pass to [`Cached::fill`] with what a store read
+    /// begun after this call returned.
+    pub fn generation(&self) -> u64 {
+        self.gen.load(Ordering::Acquire)
+    }
+
+    /// Cache a store read, unless a write came since `gen` was taken.
+    pub fn fill(&self, gen: u64, value: T) {
+        let mut v = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        if self.gen.load(Ordering::Acquire) == gen {
+            *v = Some((value, std::time::Instant::now()));
+        }
+    }
+
+    /// A write made here: cache its value (reads begun before it do not).
+    pub fn set(&self, value: T) {
+        let mut v = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        self.gen.fetch_add(1, Ordering::AcqRel);
+        *v = Some((value, std::time::Instant::now()));
+    }
+
+    /// A write whose value is not at hand: drop the cached one.
+    pub fn clear(&self) {
+        let mut v = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        self.gen.fetch_add(1, Ordering::AcqRel);
+        *v = None;
+    }
+}
+
 /// State shared by an account's bound sessions, created by the first
 /// (`Router::bind`) and gone with the last.
 #[derive(Debug, Default)]
@@ -127,56 +179,12 @@ pub struct Account {
     /// How many of them enabled carbons: a sent message needs no look-up of
     /// the account's other sessions while it shows none (XEP-0280 §7).
     carbons: AtomicUsize,
-    /// XEP-0153: the stored avatar hash, as `vcard::session_avatar_hash` last read
-    /// or set it, and when; every available presence needs it.
-    avatar: Mutex<Option<(Option<Box<str>>, std::time::Instant)>>,
-    /// The roster as last read for a presence broadcast or a roster get
-    /// (`im::presence::roster_of`), and when; every broadcast needs it.
-    roster: Mutex<Option<(Arc<Vec<RosterItem>>, std::time::Instant)>>,
-    /// Bumped (under `roster`'s lock) by every roster write: a read that
-    /// started before a write must not cache what it read.
-    roster_gen: AtomicU64,
-}
-
-impl Account {
-    /// The avatar hash cached less than `max_age` ago.
-    pub fn avatar(&self, max_age: std::time::Duration) -> Option<Option<String>> {
-        let a = self.avatar.lock().unwrap_or_else(|e| e.into_inner());
-        a.as_ref().filter(|(_, at)| at.elapsed() < max_age).map(|(h, _)| h.as_deref().map(str::to_owned))
-    }
-
-    /// Cache the avatar hash just read or stored.
-    pub fn set_avatar(&self, hash: Option<&str>) {
-        *self.avatar.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((hash.map(Into::into), std::time::Instant::now()));
-    }
-
-    /// The roster cached less than `max_age` ago.
-    pub fn roster(&self, max_age: std::time::Duration) -> Option<Arc<Vec<RosterItem>>> {
-        let r = self.roster.lock().unwrap_or_else(|e| e.into_inner());
-        r.as_ref().filter(|(_, at)| at.elapsed() < max_age).map(|(items, _)| items.clone())
-    }
-
-    /// The roster generation, to pass to [`Account::set_roster`] with what
-    /// a store read begun after this call returned.
-    pub fn roster_gen(&self) -> u64 {
-        self.roster_gen.load(Ordering::Acquire)
-    }
-
-    /// Cache a roster read, unless a write came since `gen` was taken.
-    pub fn set_roster(&self, gen: u64, items: Arc<Vec<RosterItem>>) {
-        let mut r = self.roster.lock().unwrap_or_else(|e| e.into_inner());
-        if self.roster_gen.load(Ordering::Acquire) == gen {
-            *r = Some((items, std::time::Instant::now()));
-        }
-    }
-
-    /// The roster changed in the store: drop the cached copy.
-    pub fn forget_roster(&self) {
-        let mut r = self.roster.lock().unwrap_or_else(|e| e.into_inner());
-        self.roster_gen.fetch_add(1, Ordering::AcqRel);
-        *r = None;
-    }
+    /// XEP-0153: the stored avatar hash (`vcard::session_avatar_hash`);
+    /// every available presence needs it.
+    pub avatar: Cached<Option<String>>,
+    /// The roster (`im::presence::roster_of`); every presence broadcast
+    /// needs it.
+    pub roster: Cached<Arc<Vec<RosterItem>>>,
 }
 
 /// A bound session as the router sees it.
@@ -410,6 +418,29 @@ impl Drop for SessionHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_read_older_than_a_write_is_not_kept() {
+        let c: Cached<u32> = Cached::default();
+        let long = std::time::Duration::from_secs(60);
+        let g = c.generation();
+        c.fill(g, 1);
+        assert_eq!(c.get(long), Some(1));
+        // A read begun before a write (set or clear) must not land after it.
+        let g = c.generation();
+        c.set(2);
+        c.fill(g, 1);
+        assert_eq!(c.get(long), Some(2));
+        let g = c.generation();
+        c.clear();
+        c.fill(g, 1);
+        assert_eq!(c.get(long), None);
+        // A read begun after the write is cached; an old entry expires.
+        let g = c.generation();
+        c.fill(g, 3);
+        assert_eq!(c.get(long), Some(3));
+        assert_eq!(c.get(std::time::Duration::ZERO), None);
+    }
 
     #[test]
     fn a_closed_or_dropped_receiver_refuses_stanzas() {

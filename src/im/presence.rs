@@ -34,7 +34,7 @@ const ROSTER_TTL: Duration = Duration::from_secs(60);
 /// each time was a transaction of two statements per presence change). A
 /// store failure is logged, answered with an empty roster, and not cached.
 fn roster_of(shared: &Shared, session: &SessionHandle) -> Arc<Vec<RosterItem>> {
-    if let Some(hit) = session.account().and_then(|a| a.roster(ROSTER_TTL)) {
+    if let Some(hit) = session.account().and_then(|a| a.roster.get(ROSTER_TTL)) {
         return hit;
     }
     match read_roster(shared, session) {
@@ -51,11 +51,11 @@ fn roster_of(shared: &Shared, session: &SessionHandle) -> Arc<Vec<RosterItem>> {
 /// fills the cache for the initial presence that follows).
 pub(crate) fn read_roster(shared: &Shared, session: &SessionHandle) -> Result<(u64, Arc<Vec<RosterItem>>), StoreError> {
     let account = session.account();
-    let gen = account.as_ref().map(|a| a.roster_gen());
+    let gen = account.as_ref().map(|a| a.roster.generation());
     let (ver, items) = shared.store.roster(session.jid.node().unwrap_or(""), session.jid.domain())?;
     let items = Arc::new(items);
     if let (Some(a), Some(g)) = (account, gen) {
-        a.set_roster(g, items.clone());
+        a.roster.fill(g, items.clone());
     }
     Ok((ver, items))
 }
@@ -63,8 +63,8 @@ pub(crate) fn read_roster(shared: &Shared, session: &SessionHandle) -> Result<(u
 /// `owner`'s roster changed in the store (every write goes through here
 /// after it is made): its sessions' cached copy is dropped.
 pub fn forget_roster(shared: &Shared, owner: &Jid) {
-    if let Some(a) = shared.router.sessions_of(owner).iter().find_map(|s| s.account()) {
-        a.forget_roster();
+    if let Some(a) = shared.router.account(owner) {
+        a.roster.clear();
     }
 }
 

@@ -113,8 +113,8 @@ fn set_own(shared: &Shared, me: &Jid, vcard: &Element) -> Result<(), StanzaError
     shared.store.set_data(user, host, KEY, value).map_err(fail)?;
     shared.store.set_data(user, host, HASH_KEY, Some(&hash)).map_err(fail)?;
     // The account's sessions stamp the new hash on their next presence.
-    if let Some(a) = shared.router.sessions_of(me).iter().find_map(|s| s.account()) {
-        a.set_avatar(Some(&hash));
+    if let Some(a) = shared.router.account(me) {
+        a.avatar.set(Some(hash));
     }
     Ok(())
 }
@@ -161,8 +161,13 @@ pub fn photo_hash(vcard: &Element) -> String {
 /// user's outgoing presence (XEP-0153 §4.1: `<photo/>` empty means "no
 /// avatar"; with `None` add nothing, or the empty `<x/>` meaning "not ready").
 pub fn avatar_hash(shared: &Shared, user: &str, host: &str) -> Option<String> {
+    stored_hash(shared, user, host).flatten()
+}
+
+/// The stored avatar hash, or `None` when the store failed (logged).
+fn stored_hash(shared: &Shared, user: &str, host: &str) -> Option<Option<String>> {
     match shared.store.get_data(user, host, HASH_KEY) {
-        Ok(v) => v,
+        Ok(v) => Some(v),
         Err(e) => {
             tracing::warn!(error = %e, user, host, "loading avatar hash");
             None
@@ -181,22 +186,15 @@ const AVATAR_TTL: Duration = Duration::from_secs(60);
 /// change). A store failure is not cached.
 pub fn session_avatar_hash(shared: &Shared, s: &SessionHandle) -> Option<String> {
     let account = s.account();
-    if let Some(hit) = account.as_ref().and_then(|a| a.avatar(AVATAR_TTL)) {
+    if let Some(hit) = account.as_ref().and_then(|a| a.avatar.get(AVATAR_TTL)) {
         return hit;
     }
-    let (user, host) = (s.jid.node().unwrap_or(""), s.jid.domain());
-    match shared.store.get_data(user, host, HASH_KEY) {
-        Ok(v) => {
-            if let Some(a) = account {
-                a.set_avatar(v.as_deref());
-            }
-            v
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, user, host, "loading avatar hash");
-            None
-        }
+    let gen = account.as_ref().map(|a| a.avatar.generation());
+    let stored = stored_hash(shared, s.jid.node().unwrap_or(""), s.jid.domain())?;
+    if let (Some(a), Some(g)) = (account, gen) {
+        a.avatar.fill(g, stored.clone());
     }
+    stored
 }
 
 /// `<x xmlns='vcard-temp:x:update'><photo>HASH</photo></x>` (XEP-0153 §3.1;
